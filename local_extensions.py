@@ -1,0 +1,167 @@
+"""Jinja helpers shared by every file of the template and by its hooks.
+
+The one source of truth for *where* each module of the generated package lives
+in each structure. Template files are written once, under their role name in
+``src/{{cookiecutter.package_name}}/``; they import each other through
+``imports(...)``, and the post-generation hook moves them with ``layout_moves()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.ext import Extension
+from jinja2.runtime import Context
+
+#: role -> module path (dotted, below the package) for each structure.
+LAYOUTS: dict[str, dict[str, str]] = {
+    "flat": {
+        "config": "config",
+        "database": "database",
+        "models": "models",
+        "passwords": "passwords",
+        "tokens": "tokens",
+        "auth_schemas": "auth_schemas",
+        "auth_service": "auth_service",
+        "dependencies": "dependencies",
+        "auth_router": "auth",
+        "user_schemas": "user_schemas",
+        "user_service": "user_service",
+        "users_router": "users",
+        "main": "main",
+    },
+    "layered": {
+        "config": "core.config",
+        "database": "core.database",
+        "models": "models.user",
+        "passwords": "core.passwords",
+        "tokens": "core.tokens",
+        "auth_schemas": "schemas.auth",
+        "auth_service": "services.auth",
+        "dependencies": "api.deps",
+        "auth_router": "api.routes.auth",
+        "user_schemas": "schemas.user",
+        "user_service": "services.users",
+        "users_router": "api.routes.users",
+        "main": "main",
+    },
+    "domain": {
+        "config": "config",
+        "database": "database",
+        "models": "users.models",
+        "passwords": "auth.passwords",
+        "tokens": "auth.tokens",
+        "auth_schemas": "auth.schemas",
+        "auth_service": "auth.service",
+        "dependencies": "auth.dependencies",
+        "auth_router": "auth.router",
+        "user_schemas": "users.schemas",
+        "user_service": "users.service",
+        "users_router": "users.router",
+        "main": "main",
+    },
+}
+
+#: What each option adds to the generated project's dependencies.
+REQUIREMENTS: dict[str, dict[str, str]] = {
+    "jwt_library": {
+        "pyjwt": "pyjwt>=2.12",
+        "python-jose": "python-jose[cryptography]>=3.5",
+        "joserfc": "joserfc>=1.6",
+    },
+    "database": {
+        "sqlite": "",
+        "postgresql": "psycopg[binary]>=3.2",
+    },
+}
+
+LINE_LENGTH = 88
+
+
+def module_path(package: str, structure: str, role: str) -> str:
+    """Dotted import path of ``role`` in ``structure``."""
+    return f"{package}.{LAYOUTS[structure][role]}"
+
+
+def _name_key(name: str) -> tuple[int, str]:
+    """isort's order-by-type: CONSTANTS, then Classes, then everything else."""
+    bare = name.split(" as ")[0]
+    kind = 0 if bare.isupper() else 1 if bare[:1].isupper() else 2
+    return kind, bare
+
+
+def import_lines(package: str, structure: str, names: dict[str, str]) -> str:
+    """``from ... import ...`` lines for ``names`` ({role: "A, b"}; "" imports the
+    module itself), merged, sorted as isort sorts them and wrapped as ruff format
+    wraps them."""
+    by_module: dict[str, set[str]] = {}
+    for role, imported in names.items():
+        module = module_path(package, structure, role)
+        if imported:
+            wanted = {name.strip() for name in imported.split(",")}
+        else:
+            module, _, leaf = module.rpartition(".")
+            wanted = {leaf}
+        by_module.setdefault(module, set()).update(wanted)
+    lines = []
+    for module, wanted in sorted(by_module.items()):
+        ordered = sorted(wanted, key=_name_key)
+        line = f"from {module} import {', '.join(ordered)}"
+        if len(line) > LINE_LENGTH:
+            body = "".join(f"    {name},\n" for name in ordered)
+            line = f"from {module} import (\n{body})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def layout_moves(package: str, structure: str) -> dict[str, str]:
+    """Where the post-generation hook moves each role file: {from: to}, relative to
+    the project root; roles already in place are left out."""
+    root = f"src/{package}"
+    moves = {}
+    for role, dotted in LAYOUTS[structure].items():
+        target = dotted.replace(".", "/")
+        if target != role:
+            moves[f"{root}/{role}.py"] = f"{root}/{target}.py"
+    return moves
+
+
+def _answers(context: Context) -> dict[str, Any]:
+    return context["cookiecutter"]
+
+
+@pass_context
+def _imports(context: Context, **names: str) -> str:
+    answers = _answers(context)
+    return import_lines(answers["package_name"], answers["structure"], names)
+
+
+@pass_context
+def _module(context: Context, role: str) -> str:
+    answers = _answers(context)
+    return module_path(answers["package_name"], answers["structure"], role)
+
+
+@pass_context
+def _layout_moves(context: Context) -> dict[str, str]:
+    answers = _answers(context)
+    return layout_moves(answers["package_name"], answers["structure"])
+
+
+@pass_context
+def _requirement(context: Context, option: str) -> str:
+    return REQUIREMENTS[option][_answers(context)[option]]
+
+
+class TemplateExtension(Extension):
+    """Adds ``imports``, ``module``, ``layout_moves`` and ``requirement``."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        environment.globals.update(
+            imports=_imports,
+            module=_module,
+            layout_moves=_layout_moves,
+            requirement=_requirement,
+        )

@@ -1,0 +1,39 @@
+"""The ASGI application: ``uvicorn {{ cookiecutter.package_name }}.main:app``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+{{ imports(auth_router="router as auth_router", database="engine, migrate, ping", users_router="router as users_router") }}
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(migrate)
+    yield
+    engine.dispose()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title={{ cookiecutter.project_name | tojson }}, lifespan=lifespan)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+
+    @app.get(
+        "/health",
+        tags=["health"],
+        responses={503: {"description": "Database unavailable"}},
+    )
+    def health(response: Response) -> dict[str, str]:
+        """200 when the database answers, 503 when it does not."""
+        if ping():
+            return {"status": "ok"}
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "unavailable"}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,40 @@
+"""Alembic environment: the service's settings and models, on any database."""
+
+from alembic import context
+from sqlalchemy import Connection
+
+{{ imports(config="settings", database="make_engine", models="Base") }}
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    """Print the SQL instead of running it (``alembic upgrade head --sql``)."""
+    context.configure(
+        url=settings.database_url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=settings.database_url.startswith("sqlite"),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+elif (connection := context.config.attributes.get("connection")) is not None:
+    run_migrations(connection)  # called from the service's start-up
+else:
+    engine = make_engine(settings.database_url)
+    with engine.begin() as connection:
+        run_migrations(connection)
+    engine.dispose()

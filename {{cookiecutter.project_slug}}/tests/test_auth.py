@@ -1,0 +1,160 @@
+"""Logging in: POST /token (OAuth2 form) and POST /login (JSON)."""
+
+import pytest
+from fastapi.testclient import TestClient
+from pwdlib import PasswordHash
+from sqlalchemy import select, update
+
+{{ imports(database="SessionLocal", models="User", passwords="MAX_BYTES") }}
+
+from .conftest import FAST_HASHERS, PASSWORD, bearer
+
+
+def login(client: TestClient, route: str, username: str, password: str):
+    if route == "/token":
+        return client.post("/token", data={"username": username, "password": password})
+    return client.post("/login", json={"username": username, "password": password})
+
+
+ROUTES = pytest.mark.parametrize("route", ["/token", "/login"])
+
+
+def stored_hash(username: str) -> str:
+    with SessionLocal() as session:
+        return session.scalar(
+            select(User.hashed_password).where(User.username == username)
+        )
+
+
+@ROUTES
+def test_login_returns_a_bearer_token_that_works(
+    client: TestClient, user: dict, route: str
+) -> None:
+    response = login(client, route, "alice", PASSWORD)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] > 0
+    me = client.get("/users/me", headers=bearer(body["access_token"]))
+    assert me.json()["username"] == "alice"
+
+
+@ROUTES
+def test_username_is_case_insensitive_at_login(
+    client: TestClient, user: dict, route: str
+) -> None:
+    assert login(client, route, "ALICE", PASSWORD).status_code == 200
+
+
+@ROUTES
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("alice", "wrong password"), ("nobody", PASSWORD), ("alice", PASSWORD.upper())],
+)
+def test_bad_credentials_get_one_generic_401(
+    client: TestClient, user: dict, route: str, username: str, password: str
+) -> None:
+    response = login(client, route, username, password)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Incorrect username or password"}
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_empty_fields_are_422_in_the_form_and_401_in_json(
+    client: TestClient, user: dict
+) -> None:
+    assert login(client, "/token", "alice", "").status_code == 422
+    assert login(client, "/login", "alice", "").status_code == 401
+    assert login(client, "/login", "", "").status_code == 401
+
+
+def test_unknown_user_costs_a_password_check(
+    client: TestClient, fast_hashing: PasswordHash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = []
+    for hasher in fast_hashing.hashers:
+        original = hasher.verify
+        monkeypatch.setattr(
+            hasher,
+            "verify",
+            lambda p, h, original=original: checks.append(h) or original(p, h),
+        )
+    assert login(client, "/token", "nobody", PASSWORD).status_code == 401
+    assert len(checks) == 1
+
+
+def test_inactive_user_cannot_log_in_and_its_tokens_stop_working(
+    client: TestClient, token: str
+) -> None:
+    with SessionLocal() as session:
+        session.execute(update(User).values(is_active=False))
+        session.commit()
+    assert login(client, "/token", "alice", PASSWORD).status_code == 401
+    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+
+
+@ROUTES
+def test_password_over_the_byte_limit_is_401_not_500(
+    client: TestClient, user: dict, route: str
+) -> None:
+    for password in (PASSWORD + "x" * (MAX_BYTES + 1 - len(PASSWORD)), "é" * 5000):
+        response = login(client, route, "alice", password)
+        assert response.status_code == 401
+
+
+def test_password_over_the_byte_limit_is_refused_at_registration(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/users/", json={"username": "bob", "password": "x" * (MAX_BYTES + 1)}
+    )
+    assert response.status_code == 422
+    assert str(MAX_BYTES) in response.text
+
+
+def test_password_at_the_byte_limit_works(client: TestClient) -> None:
+    password = "é" * (MAX_BYTES // 2)  # two bytes each
+    assert (
+        client.post(
+            "/users/", json={"username": "bob", "password": password}
+        ).status_code
+        == 201
+    )
+    assert login(client, "/login", "bob", password).status_code == 200
+    assert login(client, "/login", "bob", password[:-1]).status_code == 401
+
+
+def test_legacy_hash_is_upgraded_on_login(client: TestClient, user: dict) -> None:
+    primary, secondary = FAST_HASHERS
+    with SessionLocal() as session:
+        session.execute(update(User).values(hashed_password=secondary.hash(PASSWORD)))
+        session.commit()
+    assert secondary.identify(stored_hash("alice"))
+
+    assert login(client, "/token", "alice", PASSWORD).status_code == 200
+    assert primary.identify(stored_hash("alice"))
+    assert login(client, "/token", "alice", PASSWORD).status_code == 200
+
+
+def test_legacy_bcrypt_hash_with_long_password_is_401_not_500(
+    client: TestClient, user: dict
+) -> None:
+    bcrypt = next(h for h in FAST_HASHERS if type(h).__name__ == "BcryptHasher")
+    with SessionLocal() as session:
+        session.execute(update(User).values(hashed_password=bcrypt.hash(PASSWORD)))
+        session.commit()
+    long_password = PASSWORD + "x" * (73 - len(PASSWORD))
+    assert login(client, "/login", "alice", long_password).status_code == 401
+
+
+def test_unreadable_stored_hash_is_401_not_500(client: TestClient, user: dict) -> None:
+    with SessionLocal() as session:
+        session.execute(update(User).values(hashed_password="not-a-hash"))
+        session.commit()
+    assert login(client, "/token", "alice", PASSWORD).status_code == 401
+
+
+def test_login_form_is_the_oauth2_password_flow(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
+    assert flows["password"]["tokenUrl"] == "token"

@@ -1,0 +1,70 @@
+"""Settings: secrets only from the environment, strong ones in production."""
+
+import pytest
+from pydantic import ValidationError
+
+{{ imports(config="Settings, load_settings") }}
+
+STRONG = "s" * 40
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize("secret", ["", "short", "changeme", "your_secret_key"])
+def test_production_refuses_a_weak_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        make(environment="production", secret_key=secret)
+
+
+def test_production_accepts_a_strong_secret() -> None:
+    assert (
+        make(environment="production", secret_key=STRONG).secret_key.get_secret_value()
+        == STRONG
+    )
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_development_without_secret_gets_a_random_one(environment: str) -> None:
+    first = make(environment=environment, secret_key="").secret_key.get_secret_value()
+    second = make(environment=environment, secret_key="").secret_key.get_secret_value()
+    assert len(first) >= 32
+    assert first != second
+
+
+def test_start_up_error_is_one_line_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "hunter2-is-not-a-secret")
+    monkeypatch.chdir("/")  # no .env here
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings()
+    message = str(exit_info.value)
+    assert message.startswith("Invalid configuration:")
+    assert "SECRET_KEY" in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("algorithm", ["none", "RS256", "hs256"])
+def test_algorithm_outside_the_allow_list_is_refused(algorithm: str) -> None:
+    with pytest.raises(ValidationError, match="algorithm"):
+        make(environment="test", algorithm=algorithm)
+
+
+@pytest.mark.parametrize("minutes", [0, -5])
+def test_token_lifetime_must_be_positive(minutes: int) -> None:
+    with pytest.raises(ValidationError):
+        make(environment="test", access_token_expire_minutes=minutes)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_plain_postgresql_url_gets_the_psycopg_driver(scheme: str) -> None:
+    settings = make(environment="test", database_url=f"{scheme}://u:p@db:5432/app")
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/app"
+
+
+def test_secret_is_not_shown_in_repr() -> None:
+    assert STRONG not in repr(make(environment="test", secret_key=STRONG))
