@@ -8,6 +8,7 @@ in each structure. Template files are written once, under their role name in
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jinja2 import pass_context
@@ -127,6 +128,13 @@ def layout_moves(package: str, structure: str) -> dict[str, str]:
     return moves
 
 
+def py_string(value: str) -> str:
+    """A Python string literal for any text, in the form ruff format keeps: double
+    quotes, with double quotes inside written as \\x22 rather than \\"."""
+    body = json.dumps(value, ensure_ascii=False)[1:-1]
+    return '"' + body.replace('\\"', "\\x22") + '"'
+
+
 def _answers(context: Context) -> dict[str, Any]:
     return context["cookiecutter"]
 
@@ -155,7 +163,8 @@ def _requirement(context: Context, option: str) -> str:
 
 
 class TemplateExtension(Extension):
-    """Adds ``imports``, ``module``, ``layout_moves`` and ``requirement``."""
+    """Adds ``imports``, ``module``, ``layout_moves``, ``requirement`` and the
+    ``py_string`` filter."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -165,3 +174,4 @@ class TemplateExtension(Extension):
             layout_moves=_layout_moves,
             requirement=_requirement,
         )
+        environment.filters["py_string"] = py_string

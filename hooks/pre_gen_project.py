@@ -20,13 +20,30 @@ SLUG = re.compile(r"[a-z][a-z0-9-]*\Z")
 #: the same name would shadow them.
 SHADOWED = frozenset(
     {
-        "alembic", "argon2", "bcrypt", "email_validator", "fastapi", "httpx",
-        "jose", "joserfc", "jwt", "multipart", "psycopg", "pwdlib", "pydantic",
-        "pydantic_settings", "pytest", "python_multipart", "sqlalchemy",
-        "starlette", "tests", "uvicorn",
+        "alembic",
+        "argon2",
+        "bcrypt",
+        "email_validator",
+        "fastapi",
+        "httpx",
+        "httpx2",
+        "jose",
+        "joserfc",
+        "jwt",
+        "multipart",
+        "psycopg",
+        "pwdlib",
+        "pydantic",
+        "pydantic_settings",
+        "pytest",
+        "python_multipart",
+        "sqlalchemy",
+        "starlette",
+        "tests",
+        "uvicorn",
     }
     | set(sys.stdlib_module_names)
-)  # fmt: skip
+)
 
 CHOICES = {
     "database": ("sqlite", "postgresql"),

@@ -1,1 +1,1 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+"""{{ cookiecutter.package_name }}: username/password login and JWT bearer tokens (app in main.py)."""

@@ -17,7 +17,10 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title={{ cookiecutter.project_name | tojson }}, lifespan=lifespan)
+    app = FastAPI(
+        title={{ cookiecutter.project_name | py_string }},
+        lifespan=lifespan,
+    )
     app.include_router(auth_router)
     app.include_router(users_router)
 

@@ -1,9 +1,19 @@
 """Alembic environment: the service's settings and models, on any database."""
 
+import warnings
+from logging.config import fileConfig
+
 from alembic import context
 from sqlalchemy import Connection
 
 {{ imports(config="settings", database="make_engine", models="Base") }}
+
+if context.config.config_file_name:  # the alembic command line, not the service
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
+
+# sqlite cannot reflect the case-insensitive username index, so autogenerate skips
+# comparing it there (PostgreSQL compares it); the tests check the index itself.
+warnings.filterwarnings("ignore", message=".*expression-based index")
 
 
 def run_migrations(connection: Connection) -> None:

@@ -1,0 +1,310 @@
+"""What the template's tests share: the variants, baking, environments and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+#: Every prompt with a list of choices, in cookiecutter.json's order.
+OPTIONS: dict[str, list[str]] = {
+    key: value
+    for key, value in COOKIECUTTER_JSON.items()
+    if isinstance(value, list) and not key.startswith("_")
+}
+
+#: Every combination of choices: the product's promise is that each one works.
+VARIANTS: list[dict[str, str]] = [
+    dict(zip(OPTIONS, combination, strict=True))
+    for combination in itertools.product(*OPTIONS.values())
+]
+
+
+#: TEMPLATE_TEST_DATABASE=sqlite (or postgresql) proves only that half of the matrix,
+#: so that CI can run the two halves side by side with the same command.
+SELECTED: list[dict[str, str]] = [
+    v for v in VARIANTS if os.environ.get("TEMPLATE_TEST_DATABASE", v["database"]) == v["database"]
+]
+
+
+def variant_id(answers: dict[str, str]) -> str:
+    return "-".join(answers[key] for key in OPTIONS)
+
+
+def variant_params() -> list:
+    """One pytest param per variant, all of a variant's tests on one xdist worker
+    so that it is baked and installed once."""
+    return [
+        pytest.param(v, id=variant_id(v), marks=pytest.mark.xdist_group(variant_id(v)))
+        for v in SELECTED
+    ]
+
+
+def run(
+    args: list[str | Path], cwd: Path | None = None, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, failing the test with its output if it fails."""
+    result = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-8000:]}",
+            pytrace=False,
+        )
+    return result
+
+
+@dataclass
+class Baked:
+    """A generated project and the context cookiecutter actually used."""
+
+    answers: dict[str, str]
+    path: Path
+    context: dict[str, str]
+
+    @property
+    def package(self) -> str:
+        return self.context["package_name"]
+
+    @property
+    def package_dir(self) -> Path:
+        return self.path / "src" / self.package
+
+
+class Bakery:
+    """Bakes each set of answers once per test session (per xdist worker)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.replay = root / "replay"
+        self.config = root / "cookiecutter-config.yaml"
+        self.config.write_text(f"replay_dir: {json.dumps(str(self.replay))}\n")
+        self._baked: dict[str, Baked] = {}
+
+    def bake(self, **answers: str) -> Baked:
+        key = json.dumps(answers, sort_keys=True)
+        if key not in self._baked:
+            output = self.root / f"bake-{len(self._baked)}"
+            path = Path(
+                cookiecutter(
+                    str(TEMPLATE),
+                    no_input=True,
+                    extra_context=answers,
+                    output_dir=str(output),
+                    config_file=str(self.config),
+                )
+            )
+            replay = json.loads((self.replay / f"{TEMPLATE.name}.json").read_text())
+            self._baked[key] = Baked(answers, path, replay["cookiecutter"])
+        return self._baked[key]
+
+
+def uv() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+@dataclass
+class Environment:
+    """A virtual environment holding one generated project, installed from its own
+    pyproject.toml (so a dependency it forgets to declare is missing here)."""
+
+    path: Path
+
+    def bin(self, name: str) -> Path:
+        return self.path / "bin" / name
+
+    @classmethod
+    def create(cls, path: Path, project: Path) -> Environment:
+        run([uv(), "venv", "--quiet", "--python", sys.executable, path])
+        run(
+            [
+                uv(),
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                path / "bin" / "python",
+                "--editable",
+                f"{project}[dev]",
+            ]
+        )
+        return cls(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_postgres_bin() -> Path | None:
+    """The folder holding initdb and pg_ctl: on PATH, or Debian's versioned folder."""
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+INSTALL_HINT = (
+    "PostgreSQL server binaries (initdb, pg_ctl) not found; install them with "
+    "`sudo apt-get install -y postgresql` (Debian/Ubuntu) or `brew install postgresql`"
+)
+
+
+@dataclass
+class ExternalPostgres:
+    """A server someone else runs (TEMPLATE_TEST_POSTGRES_URL, e.g. a CI service
+    container); databases are created in it the same way."""
+
+    admin_url: str
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port, started with initdb and
+    pg_ctl (as the postgres OS user when running as root: the server refuses root)."""
+
+    bindir: Path
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pg-")))
+    port: int = field(default_factory=free_port)
+
+    def _as_owner(self, args: list[str | Path]) -> list[str]:
+        args = [str(a) for a in args]
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return args
+
+    def start(self) -> None:
+        data = self.root / "data"
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        run(
+            self._as_owner(
+                [
+                    self.bindir / "initdb",
+                    "-D",
+                    data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            )
+        )
+        options = f"-p {self.port} -k {self.root} -h 127.0.0.1 -F -c fsync=off"
+        run(
+            self._as_owner(
+                [
+                    self.bindir / "pg_ctl",
+                    "-D",
+                    data,
+                    "-o",
+                    options,
+                    "-l",
+                    self.root / "server.log",
+                    "-w",
+                    "start",
+                ]
+            )
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            self._as_owner(
+                [self.bindir / "pg_ctl", "-D", self.root / "data", "-m", "immediate", "stop"]
+            ),
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its URL."""
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    json_body: object = None,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+) -> tuple[int, dict]:
+    """One HTTP request with the standard library; returns (status, JSON body)."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait until ``url`` answers 200, or fail with the server's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if http("GET", url)[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    process.kill()
+    output = process.communicate()[0]
+    pytest.fail(f"server did not answer at {url}:\n{output}", pytrace=False)

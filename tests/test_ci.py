@@ -1,0 +1,40 @@
+"""The README, .ci/run and the GitHub workflow run one and the same test command."""
+
+import re
+
+import yaml
+
+from .support import TEMPLATE
+
+
+def readme_command(heading: str) -> str:
+    """The one command in the first bash block after ``heading`` in README.md."""
+    readme = (TEMPLATE / "README.md").read_text()
+    section = readme[readme.index(heading) :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, heading
+    lines = [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_ci_run_ends_with_the_readme_test_command() -> None:
+    script = (TEMPLATE / ".ci" / "run").read_text().strip().splitlines()
+    assert script[-1] == readme_command("## Run the tests")
+
+
+def test_github_workflow_runs_the_readme_test_command_for_each_database() -> None:
+    workflow = yaml.safe_load((TEMPLATE / ".github" / "workflows" / "ci.yml").read_text())
+    job = workflow["jobs"]["variants"]
+    assert job["strategy"]["matrix"]["database"] == ["sqlite", "postgresql"]
+    assert job["env"]["TEMPLATE_TEST_DATABASE"] == "${{ matrix.database }}"
+    assert job["env"]["CI"] == "true"
+    assert "postgres" in job["services"]
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs == [readme_command("## Run the tests")]
+
+
+def test_readme_quick_start_generates_and_serves_the_default_variant() -> None:
+    command = readme_command("## Quick start")
+    assert command.startswith("pip install cookiecutter && cookiecutter --no-input ")
+    assert "uvicorn auth_service.main:app" in command

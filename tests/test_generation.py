@@ -1,0 +1,92 @@
+"""Every variant renders into a clean, complete, lint-free project."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+
+import pytest
+
+from .hooks import extension, post_gen
+from .support import Baked, run, variant_params
+
+pytestmark = pytest.mark.parametrize("variant", variant_params())
+
+#: What rendering leaves behind when it goes wrong (a closing "}}" ends nested dicts).
+RESIDUE = re.compile(r"\{\{|\{%|%\}|\{#|cookiecutter\.")
+
+
+def test_context_matches_the_requested_answers(baked: Baked) -> None:
+    """cookiecutter ignores a misspelled key: check every answer was really used."""
+    for key, value in baked.answers.items():
+        assert baked.context[key] == value, key
+
+
+def test_no_template_residue_in_names_or_contents(baked: Baked) -> None:
+    for path in baked.path.rglob("*"):
+        relative = path.relative_to(baked.path)
+        assert not RESIDUE.search(str(relative)), relative
+        if path.is_file():
+            assert not RESIDUE.search(path.read_text(encoding="utf-8")), relative
+
+
+def test_files_of_unselected_options_are_absent(baked: Baked) -> None:
+    for option, keep_for, paths in post_gen.OPTION_FILES:
+        for path in paths:
+            assert (baked.path / path).exists() == (baked.answers[option] == keep_for), path
+
+
+def test_every_module_is_where_the_structure_puts_it(baked: Baked) -> None:
+    layout = extension.LAYOUTS[baked.answers["structure"]]
+    modules = {
+        path.relative_to(baked.package_dir).with_suffix("").as_posix().replace("/", ".")
+        for path in baked.package_dir.rglob("*.py")
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    }
+    assert modules == set(layout.values())
+    for folder in {p.parent for p in baked.package_dir.rglob("*.py")}:
+        if "migrations" not in folder.parts:
+            assert (folder / "__init__.py").exists(), folder
+
+
+def test_pyproject_declares_exactly_the_chosen_libraries(baked: Baked) -> None:
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", d).group().lower() for d in project["dependencies"]}
+    jwt_packages = {"pyjwt": "pyjwt", "python-jose": "python-jose", "joserfc": "joserfc"}
+    for choice, package in jwt_packages.items():
+        assert (package in names) == (baked.answers["jwt_library"] == choice), package
+    assert ("psycopg" in names) == (baked.answers["database"] == "postgresql")
+    assert {"fastapi", "sqlalchemy", "alembic", "pwdlib", "pydantic-settings"} <= names
+    assert project["name"] == baked.context["project_slug"]
+
+
+def test_ruff_check_is_clean(baked: Baked) -> None:
+    run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=baked.path)
+
+
+def test_ruff_format_is_clean(baked: Baked) -> None:
+    run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=baked.path)
+
+
+def test_python_compiles(baked: Baked) -> None:
+    run([sys.executable, "-m", "compileall", "-q", "src", "tests"], cwd=baked.path)
+
+
+def test_pre_commit_config_is_valid(baked: Baked) -> None:
+    run(
+        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+        cwd=baked.path,
+    )
+
+
+def test_env_holds_a_fresh_secret_and_is_git_ignored(baked: Baked) -> None:
+    env = dict(
+        line.split("=", 1)
+        for line in (baked.path / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert len(env["SECRET_KEY"]) >= 64
+    assert env["SECRET_KEY"] not in (baked.path / ".env.example").read_text()
+    assert ".env" in (baked.path / ".gitignore").read_text().splitlines()
+    assert (baked.path / ".env").stat().st_mode & 0o077 == 0
