@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+# Each variant's environment starts Python three times (its tests, alembic, uvicorn).
+# Where the machine forbids writing bytecode, every start recompiles FastAPI,
+# SQLAlchemy, pydantic... from source (seconds each); let the children cache it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 from .support import (
     INSTALL_HINT,
     Baked,
