@@ -7,22 +7,6 @@ from fastapi import APIRouter, HTTPException, status
 router = APIRouter(tags=["users"])
 
 
-@router.post(
-    "/users/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=UserPublic,
-    responses={
-        status.HTTP_409_CONFLICT: {"description": "Username already registered"}
-    },
-)
-@router.post(
-    "/register",
-    status_code=status.HTTP_201_CREATED,
-    response_model=UserPublic,
-    responses={
-        status.HTTP_409_CONFLICT: {"description": "Username already registered"}
-    },
-)
 def register(data: UserCreate, session: SessionDep) -> User:
     """Create an account; log in with POST /token or POST /login afterwards."""
     try:
@@ -31,6 +15,20 @@ def register(data: UserCreate, session: SessionDep) -> User:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT, detail="Username already registered"
         ) from None
+
+
+# POST /users/ (seed 002) and POST /register (seed 004) are the same operation.
+for path in ("/users/", "/register"):
+    router.add_api_route(
+        path,
+        register,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        response_model=UserPublic,
+        responses={
+            status.HTTP_409_CONFLICT: {"description": "Username already registered"}
+        },
+    )
 
 
 @router.get("/users/me", response_model=UserPublic)
