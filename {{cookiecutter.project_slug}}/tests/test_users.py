@@ -1,5 +1,7 @@
 """Registration and the current user: POST /users/, POST /register, GET /users/me."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,6 +22,7 @@ def test_register_returns_the_user_without_password(
     assert body["email"] == "john@example.com"
     assert body["is_active"] is True
     assert body["is_superuser"] is False
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
     assert "password" not in response.text
     assert "hash" not in response.text
 

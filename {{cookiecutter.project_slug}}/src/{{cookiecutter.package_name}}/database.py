@@ -16,12 +16,13 @@ MIGRATIONS = "{{ cookiecutter.package_name }}:migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``: sqlite with foreign keys and WAL, others pre-pinged."""
+    """An engine for ``url``: sqlite with foreign keys and WAL; PostgreSQL with
+    checked pooled connections and a bounded connect time (so /health answers)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 def _configure_sqlite(connection: Any, _record: object) -> None:

@@ -1,6 +1,6 @@
 """Request and response bodies for users."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -53,3 +53,9 @@ class UserPublic(BaseModel):
     is_active: bool
     is_superuser: bool
     created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def in_utc(cls, value: datetime) -> datetime:
+        """Timestamps are stored in UTC; sqlite returns them without the zone."""
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
