@@ -42,7 +42,7 @@ def test_every_module_is_where_the_structure_puts_it(baked: Baked) -> None:
     modules = {
         path.relative_to(baked.package_dir).with_suffix("").as_posix().replace("/", ".")
         for path in baked.package_dir.rglob("*.py")
-        if path.name != "__init__.py" and "migrations" not in path.parts
+        if not path.name.startswith("__") and "migrations" not in path.parts
     }
     assert modules == set(layout.values())
     for folder in {p.parent for p in baked.package_dir.rglob("*.py")}:

@@ -35,7 +35,7 @@ def test_removal_list_names_files_of_the_template() -> None:
 
 
 def test_every_role_file_exists_once_and_every_layout_places_it() -> None:
-    roles = {p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    roles = {p.stem for p in PACKAGE.glob("*.py") if not p.name.startswith("__")}
     for layout in extension.LAYOUTS.values():
         assert set(layout) == roles
         assert len(set(layout.values())) == len(layout)

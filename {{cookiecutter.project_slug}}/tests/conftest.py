@@ -24,9 +24,8 @@ from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
-from sqlalchemy import delete
 
-{{ imports(database="SessionLocal", main="app", models="User", passwords="") }}
+{{ imports(database="SessionLocal", main="app", models="Base", passwords="") }}
 
 #: Same algorithms, in the same order, as production, at the lowest cost.
 FAST = {
@@ -58,10 +57,11 @@ def client() -> Iterator[TestClient]:
 
 
 @pytest.fixture(autouse=True)
-def _empty_users(client: TestClient) -> Iterator[None]:
+def _empty_tables(client: TestClient) -> Iterator[None]:
     yield
     with SessionLocal() as session:
-        session.execute(delete(User))
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
         session.commit()
 
 
@@ -74,10 +74,20 @@ def user(client: TestClient) -> dict[str, object]:
 
 
 @pytest.fixture
-def token(client: TestClient, user: dict[str, object]) -> str:
-    response = client.post("/token", data={"username": "alice", "password": PASSWORD})
+def tokens(client: TestClient, user: dict[str, object]) -> dict[str, str]:
+    """A login of that user: access and refresh tokens."""
+    return login(client, "alice", PASSWORD)
+
+
+@pytest.fixture
+def token(tokens: dict[str, str]) -> str:
+    return tokens["access_token"]
+
+
+def login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    response = client.post("/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
-    return response.json()["access_token"]
+    return response.json()
 
 
 def bearer(token: str) -> dict[str, str]:

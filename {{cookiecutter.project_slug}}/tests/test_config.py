@@ -68,3 +68,12 @@ def test_plain_postgresql_url_gets_the_psycopg_driver(scheme: str) -> None:
 
 def test_secret_is_not_shown_in_repr() -> None:
     assert STRONG not in repr(make(environment="test", secret_key=STRONG))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"first_superuser": "admin"}, {"first_superuser_password": "a long password"}],
+)
+def test_first_superuser_and_its_password_go_together(values: dict) -> None:
+    with pytest.raises(ValidationError, match="FIRST_SUPERUSER"):
+        make(environment="test", **values)

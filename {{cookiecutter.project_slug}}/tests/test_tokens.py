@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-{{ imports(config="settings", tokens="InvalidTokenError, create_access_token, decode_access_token") }}
+{{ imports(config="settings", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token") }}
 
 from .conftest import bearer
 
@@ -43,72 +43,90 @@ def forge(
     return f"{signing_input}.{b64(signature)}"
 
 
-def claims_for(user: dict, **overrides: object) -> dict:
-    now = int(time.time())
-    claims = {"sub": str(user["id"]), "iat": now, "exp": now + 600}
-    claims.update(overrides)
-    return {key: value for key, value in claims.items() if value is not None}
+def payload(token: str) -> dict:
+    segment = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
-def test_forged_valid_token_is_accepted(client: TestClient, user: dict) -> None:
+@pytest.fixture
+def claims(token: str) -> dict:
+    """The claims of a real access token, to forge variations of."""
+    return payload(token)
+
+
+def claims_for(claims: dict, **overrides: object) -> dict:
+    changed = {**claims, **overrides}
+    return {key: value for key, value in changed.items() if value is not None}
+
+
+def test_forged_valid_token_is_accepted(client: TestClient, claims: dict) -> None:
     """The forging helper itself is right, so the refusals below mean something."""
-    response = client.get("/users/me", headers=bearer(forge(claims_for(user))))
+    response = client.get("/users/me", headers=bearer(forge(claims_for(claims))))
     assert response.status_code == 200
 
 
 BAD_TOKENS = {
-    "expired": lambda user: forge(claims_for(user, exp=int(time.time()) - 10)),
-    "not yet valid (nbf)": lambda user: forge(
-        claims_for(user, nbf=int(time.time()) + 600)
-    ),
-    "signed with another key": lambda user: forge(
-        claims_for(user), key="another-key-" * 4
-    ),
-    "alg none": lambda user: forge(claims_for(user), alg="none"),
-    "another algorithm": lambda user: forge(claims_for(user), alg="HS512"),
-    "crit header": lambda user: forge(claims_for(user), header={"crit": ["exp"]}),
-    "no exp": lambda user: forge(claims_for(user, exp=None)),
-    "no sub": lambda user: forge(claims_for(user, sub=None)),
-    "no iat": lambda user: forge(claims_for(user, iat=None)),
-    "integer sub": lambda user: forge(claims_for(user, sub=user["id"])),
-    "unknown user": lambda user: forge(claims_for(user, sub="999999")),
-    "sub not an id": lambda user: forge(claims_for(user, sub="alice")),
-    "tampered payload": lambda user: tamper(forge(claims_for(user))),
-    "garbage": lambda user: "not-a-token",
-    "empty segments": lambda user: "..",
+    "expired": lambda c: forge(claims_for(c, exp=int(time.time()) - 10)),
+    "not yet valid (nbf)": lambda c: forge(claims_for(c, nbf=int(time.time()) + 600)),
+    "signed with another key": lambda c: forge(claims_for(c), key="another-key-" * 4),
+    "alg none": lambda c: forge(claims_for(c), alg="none"),
+    "another algorithm": lambda c: forge(claims_for(c), alg="HS512"),
+    "crit header": lambda c: forge(claims_for(c), header={"crit": ["exp"]}),
+    "no exp": lambda c: forge(claims_for(c, exp=None)),
+    "no iat": lambda c: forge(claims_for(c, iat=None)),
+    "no sub": lambda c: forge(claims_for(c, sub=None)),
+    "no jti": lambda c: forge(claims_for(c, jti=None)),
+    "no iss": lambda c: forge(claims_for(c, iss=None)),
+    "no aud": lambda c: forge(claims_for(c, aud=None)),
+    "no type": lambda c: forge(claims_for(c, type=None)),
+    "no session": lambda c: forge(claims_for(c, sid=None)),
+    "another issuer": lambda c: forge(claims_for(c, iss="someone-else")),
+    "another audience": lambda c: forge(claims_for(c, aud="someone-else")),
+    "refresh type": lambda c: forge(claims_for(c, type="refresh")),
+    "integer sub": lambda c: forge(claims_for(c, sub=int(c["sub"]))),
+    "unknown user": lambda c: forge(claims_for(c, sub="999999")),
+    "sub not an id": lambda c: forge(claims_for(c, sub="alice")),
+    "unknown session": lambda c: forge(claims_for(c, sid="0" * 32)),
+    "tampered payload": lambda c: tamper(forge(claims_for(c))),
+    "garbage": lambda c: "not-a-token",
+    "empty segments": lambda c: "..",
 }
 
 
 def tamper(token: str) -> str:
-    head, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    head, _, signature = token.split(".")
+    claims = payload(token)
     claims["sub"] = str(int(claims["sub"]) + 1)
     return f"{head}.{b64(json.dumps(claims).encode())}.{signature}"
 
 
 @pytest.mark.parametrize("kind", list(BAD_TOKENS))
-def test_bad_token_is_401(client: TestClient, user: dict, kind: str) -> None:
-    response = client.get("/users/me", headers=bearer(BAD_TOKENS[kind](user)))
+def test_bad_token_is_401(client: TestClient, claims: dict, kind: str) -> None:
+    response = client.get("/users/me", headers=bearer(BAD_TOKENS[kind](claims)))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json() == {"detail": "Could not validate credentials"}
 
 
-def test_created_token_carries_subject_and_expiry() -> None:
-    token = create_access_token("42", expires_delta=timedelta(minutes=5))
-    assert decode_access_token(token) == "42"
-    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-    assert payload["exp"] - payload["iat"] == 300
+def test_created_token_carries_every_claim() -> None:
+    token = create_access_token("42", "s" * 32, expires_delta=timedelta(minutes=5))
+    assert decode_access_token(token) == AccessToken(subject="42", session_id="s" * 32)
+    claims = payload(token)
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["iss"] == settings.jwt_issuer
+    assert claims["aud"] == settings.jwt_audience
+    assert claims["type"] == "access"
+    assert claims["jti"] != payload(create_access_token("42", "s" * 32))["jti"]
 
 
 def test_expired_token_is_refused_by_decode() -> None:
-    token = create_access_token("42", expires_delta=timedelta(seconds=-1))
+    token = create_access_token("42", "s" * 32, expires_delta=timedelta(seconds=-1))
     with pytest.raises(InvalidTokenError):
         decode_access_token(token)
 
 
 def test_token_uses_the_configured_algorithm() -> None:
     header = json.loads(
-        base64.urlsafe_b64decode(create_access_token("1").split(".")[0] + "==")
+        base64.urlsafe_b64decode(create_access_token("1", "s").split(".")[0] + "==")
     )
     assert header["alg"] == settings.algorithm

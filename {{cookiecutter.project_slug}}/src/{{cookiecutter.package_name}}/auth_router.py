@@ -1,42 +1,83 @@
-"""Logging in: the OAuth2 password flow and its JSON twin."""
+"""Logging in and out: the OAuth2 token endpoint, its JSON twins, and logout."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 
-{{ imports(auth_schemas="LoginRequest, Message, Token", auth_service="authenticate, issue_token", database="SessionDep", dependencies="CurrentUser") }}
+{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="CurrentUser", throttle="ThrottledError, check, clear, record_failure, throttle_keys") }}
 
 router = APIRouter(tags=["auth"])
 
 UNAUTHORIZED = {
-    status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect username or password"}
+    status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
+    status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many failed logins"},
 }
 
 
-def _login(session: SessionDep, username: str, password: str) -> Token:
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _login(
+    session: SessionDep, request: Request, username: str, password: str
+) -> Token:
+    keys = throttle_keys(username, request.client.host if request.client else None)
+    try:
+        check(session, keys)
+    except ThrottledError as throttled:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="Too many failed logins; try again later",
+            headers={"Retry-After": str(throttled.retry_after)},
+        ) from None
     user = authenticate(session, username, password)
     if user is None:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Incorrect username or password",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return issue_token(user)
+        record_failure(session, keys)
+        raise _unauthorized("Incorrect username or password")
+    clear(session, keys[0])
+    return start_session(session, user)
+
+
+def _refresh(session: SessionDep, refresh_token: str) -> Token:
+    token = refresh(session, refresh_token)
+    if token is None:
+        raise _unauthorized("Invalid refresh token")
+    return token
 
 
 @router.post("/token", responses=UNAUTHORIZED)
-def login_for_access_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep
+def token(
+    form: Annotated[TokenForm, Form()], session: SessionDep, request: Request
 ) -> Token:
-    """OAuth2 password flow (form fields ``username`` and ``password``)."""
-    return _login(session, form.username, form.password)
+    """OAuth2 token endpoint: ``grant_type=password`` with ``username`` and
+    ``password``, or ``grant_type=refresh_token`` with ``refresh_token``."""
+    if form.grant_type == "refresh_token":
+        return _refresh(session, form.refresh_token or "")
+    return _login(session, request, form.username or "", form.password or "")
 
 
 @router.post("/login", responses=UNAUTHORIZED)
-def login(credentials: LoginRequest, session: SessionDep) -> Token:
-    """The same as POST /token, with a JSON body."""
-    return _login(session, credentials.username, credentials.password)
+def login(credentials: LoginRequest, session: SessionDep, request: Request) -> Token:
+    """The same as POST /token with the password grant, with a JSON body."""
+    return _login(session, request, credentials.username, credentials.password)
+
+
+@router.post("/token/refresh", responses=UNAUTHORIZED)
+def refresh_token(body: RefreshRequest, session: SessionDep) -> Token:
+    """A new token pair for a refresh token, which is used up (rotation); using
+    one a second time revokes its whole login."""
+    return _refresh(session, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def log_out(body: RefreshRequest, session: SessionDep) -> Response:
+    """End the login the refresh token belongs to: its refresh and access tokens."""
+    logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/protected")

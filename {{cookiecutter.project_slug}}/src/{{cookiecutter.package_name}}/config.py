@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=14, gt=0, le=365)
+    jwt_issuer: str = Field(default="{{ cookiecutter.project_slug }}", min_length=1)
+    jwt_audience: str = Field(default="{{ cookiecutter.project_slug }}", min_length=1)
+    first_superuser: str | None = None
+    first_superuser_password: SecretStr | None = None
+    login_max_failures: int = Field(default=5, ge=0)
+    login_failure_window_seconds: int = Field(default=900, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -41,6 +48,14 @@ class Settings(BaseSettings):
             if url.startswith(scheme):
                 return "postgresql+psycopg://" + url.removeprefix(scheme)
         return url
+
+    @model_validator(mode="after")
+    def superuser_needs_a_password(self) -> "Settings":
+        if bool(self.first_superuser) != bool(self.first_superuser_password):
+            raise ValueError(
+                "set both FIRST_SUPERUSER and FIRST_SUPERUSER_PASSWORD, or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def require_strong_secret(self) -> "Settings":

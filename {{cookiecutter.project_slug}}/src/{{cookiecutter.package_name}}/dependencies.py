@@ -1,11 +1,12 @@
-"""Request dependencies: who is calling."""
+"""Request dependencies: who is calling, and may they."""
 
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
 
-{{ imports(database="SessionDep", models="User", tokens="InvalidTokenError, decode_access_token") }}
+{{ imports(database="SessionDep", models="AuthSession, User", tokens="InvalidTokenError, decode_access_token") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
@@ -13,12 +14,23 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 def get_current_user(
     session: SessionDep, token: Annotated[str, Depends(oauth2_scheme)]
 ) -> User:
-    """The active user the bearer token belongs to; 401 otherwise."""
+    """The active user the bearer token belongs to, if its login is not revoked;
+    401 otherwise."""
     try:
-        subject = decode_access_token(token)
+        claims = decode_access_token(token)
     except InvalidTokenError:
-        subject = None
-    user = session.get(User, int(subject)) if subject and subject.isdigit() else None
+        claims = None
+    user = None
+    if claims and claims.subject.isdigit():
+        user = session.scalar(
+            select(User)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(
+                User.id == int(claims.subject),
+                AuthSession.id == claims.session_id,
+                AuthSession.revoked_at.is_(None),
+            )
+        )
     if user is None or not user.is_active:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
@@ -29,3 +41,16 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_current_superuser(user: CurrentUser) -> User:
+    """The current user if a superuser; 403 otherwise."""
+    if not user.is_superuser:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail="Superuser privileges required",
+        )
+    return user
+
+
+CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]

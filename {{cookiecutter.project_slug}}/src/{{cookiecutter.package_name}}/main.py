@@ -6,12 +6,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(auth_router="router as auth_router", database="engine, migrate, ping", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping", user_service="create_first_superuser", users_router="router as users_router") }}
+
+
+def start_up() -> None:
+    """Migrate the schema, then create FIRST_SUPERUSER if it is configured."""
+    migrate()
+    if settings.first_superuser and settings.first_superuser_password:
+        with SessionLocal() as session:
+            create_first_superuser(
+                session,
+                settings.first_superuser,
+                settings.first_superuser_password.get_secret_value(),
+            )
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    await run_in_threadpool(migrate)
+    await run_in_threadpool(start_up)
     yield
     engine.dispose()
 

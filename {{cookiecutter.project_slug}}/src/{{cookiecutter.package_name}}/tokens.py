@@ -1,9 +1,13 @@
 """JWT access tokens, made and checked with {{ {"pyjwt": "PyJWT", "python-jose": "python-jose", "joserfc": "joserfc"}[cookiecutter.jwt_library] }}.
 
-Only the configured algorithm is accepted; ``exp``, ``iat`` and ``sub`` are
-required, ``exp`` and ``nbf`` are enforced and a ``crit`` header is refused.
+Only the configured algorithm is accepted; ``exp``, ``iat``, ``sub``, ``jti``,
+``iss``, ``aud``, ``sid`` and ``type`` are required, issuer and audience must be
+ours, ``exp`` and ``nbf`` are enforced and a ``crit`` header is refused.
+(Refresh tokens are not JWTs: see the auth service.)
 """
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,34 +23,54 @@ from joserfc.jwk import OctKey
 
 {{ imports(config="settings") }}
 
-REQUIRED_CLAIMS = ("exp", "iat", "sub")
+ACCESS = "access"
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
 
 
 class InvalidTokenError(Exception):
     """The token is malformed, expired, signed with another key or algorithm, or
-    not one of ours."""
+    not one of our access tokens."""
 
 
-def create_access_token(subject: str, expires_delta: timedelta | None = None) -> str:
-    """A signed token for ``subject`` that expires after ``expires_delta``
-    (default: ACCESS_TOKEN_EXPIRE_MINUTES)."""
+@dataclass(frozen=True)
+class AccessToken:
+    """What a valid access token says: whose it is and which login issued it."""
+
+    subject: str
+    session_id: str
+
+
+def create_access_token(
+    subject: str, session_id: str, expires_delta: timedelta | None = None
+) -> str:
+    """A signed access token for ``subject``, issued by login ``session_id``, that
+    expires after ``expires_delta`` (default: ACCESS_TOKEN_EXPIRE_MINUTES)."""
     now = datetime.now(UTC)
     lifetime = expires_delta or timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
         "sub": subject,
+        "sid": session_id,
+        "type": ACCESS,
+        "jti": uuid.uuid4().hex,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
     return _encode(claims)
 
 
-def decode_access_token(token: str) -> str:
-    """The subject of a valid token; raises InvalidTokenError for anything else."""
+def decode_access_token(token: str) -> AccessToken:
+    """What a valid access token says; raises InvalidTokenError for anything else."""
     claims = _decode(token)
-    subject = claims.get("sub")
+    subject, session_id = claims.get("sub"), claims.get("sid")
+    if claims.get("type") != ACCESS:
+        raise InvalidTokenError("not an access token")
     if not isinstance(subject, str) or not subject:
         raise InvalidTokenError("token has no subject")
-    return subject
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidTokenError("token has no session")
+    return AccessToken(subject, session_id)
 
 
 def _secret() -> str:
@@ -64,6 +88,8 @@ def _decode(token: str) -> dict[str, Any]:
             token,
             _secret(),
             algorithms=[settings.algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
             options={"require": list(REQUIRED_CLAIMS)},
         )
     except jwt.PyJWTError as error:
@@ -84,6 +110,8 @@ def _decode(token: str) -> dict[str, Any]:
             token,
             _secret(),
             algorithms=[settings.algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
             options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
         )
     except JWTError as error:
@@ -99,16 +127,18 @@ def _encode(claims: dict[str, Any]) -> str:
     return jwt.encode({"alg": settings.algorithm, "typ": "JWT"}, claims, _key())
 
 
-_claims_registry = jwt.JWTClaimsRegistry(
-    **{claim: {"essential": True} for claim in REQUIRED_CLAIMS}
-)
+def _claims_registry() -> jwt.JWTClaimsRegistry:
+    essential = {claim: {"essential": True} for claim in REQUIRED_CLAIMS}
+    essential["iss"]["value"] = settings.jwt_issuer
+    essential["aud"]["value"] = settings.jwt_audience
+    return jwt.JWTClaimsRegistry(**essential)
 
 
 def _decode(token: str) -> dict[str, Any]:
     try:
         decoded = jwt.decode(token, _key(), algorithms=[settings.algorithm])
-        # joserfc's decode only checks the signature; the registry checks exp/nbf/iat.
-        _claims_registry.validate(decoded.claims)
+        # joserfc's decode only checks the signature; the registry checks the claims.
+        _claims_registry().validate(decoded.claims)
     except (JoseError, ValueError) as error:
         raise InvalidTokenError(str(error)) from error
     return decoded.claims

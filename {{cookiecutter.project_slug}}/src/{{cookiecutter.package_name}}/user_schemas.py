@@ -1,15 +1,15 @@
 """Request and response bodies for users."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
-    field_validator,
 )
 
 {{ imports(passwords="MAX_BYTES, MIN_LENGTH") }}
@@ -24,21 +24,44 @@ Username = Annotated[
 ]
 
 
+def _fits_hasher(password: str) -> str:
+    if len(password.encode()) > MAX_BYTES:
+        raise ValueError(f"must be at most {MAX_BYTES} bytes when UTF-8 encoded")
+    return password
+
+
+#: A password being set: long enough, and short enough to hash without truncation.
+NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_hasher)]
+FullName = Annotated[str, Field(max_length=255)]
+
+
 class UserCreate(BaseModel):
     """A new account. Privileged fields (is_active, is_superuser) are not accepted
     here and are ignored if sent."""
 
     username: Username
-    password: str = Field(min_length=MIN_LENGTH)
+    password: NewPassword
     email: EmailStr | None = None
-    full_name: str | None = Field(default=None, max_length=255)
+    full_name: FullName | None = None
 
-    @field_validator("password")
-    @classmethod
-    def password_fits_hasher(cls, password: str) -> str:
-        if len(password.encode()) > MAX_BYTES:
-            raise ValueError(f"must be at most {MAX_BYTES} bytes when UTF-8 encoded")
-        return password
+
+class UserUpdateMe(BaseModel):
+    """What users may change about themselves (privileged fields are ignored)."""
+
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+
+
+class UserAdminUpdate(UserUpdateMe):
+    """What a superuser may change about any user."""
+
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class PasswordChange(BaseModel):
+    current_password: str
+    new_password: NewPassword
 
 
 class UserPublic(BaseModel):
@@ -53,9 +76,3 @@ class UserPublic(BaseModel):
     is_active: bool
     is_superuser: bool
     created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def in_utc(cls, value: datetime) -> datetime:
-        """Timestamps are stored in UTC; sqlite returns them without the zone."""
-        return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,10 +1,17 @@
-"""Registering and reading users."""
+"""Registering users, managing your own account, and (superusers) everyone's."""
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
-{{ imports(database="SessionDep", dependencies="CurrentUser", models="User", user_schemas="UserCreate, UserPublic", user_service="UsernameTakenError, create_user") }}
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="CurrentSuperuser, CurrentUser", models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="UsernameTakenError, create_user, delete_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
+
+FORBIDDEN = {
+    status.HTTP_403_FORBIDDEN: {"description": "Superuser privileges required"}
+}
+NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "No such user"}}
 
 
 def register(data: UserCreate, session: SessionDep) -> User:
@@ -34,3 +41,96 @@ for path in ("/users/", "/register"):
 @router.get("/users/me", response_model=UserPublic)
 def read_current_user(user: CurrentUser) -> User:
     return user
+
+
+@router.patch("/users/me", response_model=UserPublic)
+def update_current_user(
+    changes: UserUpdateMe, user: CurrentUser, session: SessionDep
+) -> User:
+    return update_user(session, user, changes)
+
+
+@router.post(
+    "/users/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"}
+    },
+)
+def change_current_password(
+    body: PasswordChange, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Change your password; every login (this one included) ends: log in again."""
+    if not change_password(session, user, body.current_password, body.new_password):
+        raise HTTPException(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            detail="Current password is incorrect",
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/users/", response_model=list[UserPublic], responses=FORBIDDEN)
+def read_users(
+    _admin: CurrentSuperuser,
+    session: SessionDep,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[User]:
+    """Superusers: all users, by id, a page at a time."""
+    return list_users(session, skip, limit)
+
+
+def _get_user(session: SessionDep, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_404_NOT_FOUND, detail="No such user"
+        )
+    return user
+
+
+@router.get(
+    "/users/{user_id}", response_model=UserPublic, responses=FORBIDDEN | NOT_FOUND
+)
+def read_user(user_id: int, _admin: CurrentSuperuser, session: SessionDep) -> User:
+    return _get_user(session, user_id)
+
+
+@router.patch(
+    "/users/{user_id}", response_model=UserPublic, responses=FORBIDDEN | NOT_FOUND
+)
+def update_any_user(
+    user_id: int, changes: UserAdminUpdate, admin: CurrentSuperuser, session: SessionDep
+) -> User:
+    """Superusers: change a user; deactivating one ends all their logins at once."""
+    user = _get_user(session, user_id)
+    if user.id == admin.id and (
+        changes.is_active is False or changes.is_superuser is False
+    ):
+        raise HTTPException(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            detail="Superusers cannot deactivate or demote themselves",
+        )
+    update_user(session, user, changes)
+    if not user.is_active:
+        revoke_all_sessions(session, user)
+    return user
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=FORBIDDEN | NOT_FOUND,
+)
+def delete_any_user(
+    user_id: int, admin: CurrentSuperuser, session: SessionDep
+) -> Response:
+    """Superusers: delete a user and everything they hold."""
+    user = _get_user(session, user_id)
+    if user.id == admin.id:
+        raise HTTPException(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            detail="Superusers cannot delete themselves",
+        )
+    delete_user(session, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

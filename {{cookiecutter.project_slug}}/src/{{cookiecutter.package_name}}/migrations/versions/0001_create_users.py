@@ -1,4 +1,4 @@
-"""Create the users table.
+"""Create the users, sessions, refresh tokens and login throttle tables.
 
 Revision ID: 0001
 Revises:
@@ -48,8 +48,58 @@ def upgrade() -> None:
         [sa.literal_column("lower(username)")],
         unique=True,
     )
+    op.create_table(
+        "auth_sessions",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_auth_sessions_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_sessions")),
+    )
+    op.create_index(
+        op.f("ix_auth_sessions_user_id"), "auth_sessions", ["user_id"], unique=False
+    )
+    op.create_table(
+        "refresh_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("session_id", sa.String(length=32), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["auth_sessions.id"],
+            name=op.f("fk_refresh_tokens_session_id_auth_sessions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_refresh_tokens")),
+    )
+    op.create_index(
+        op.f("ix_refresh_tokens_session_id"),
+        "refresh_tokens",
+        ["session_id"],
+        unique=False,
+    )
+    op.create_table(
+        "login_throttle",
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("login_throttle")
+    op.drop_index(op.f("ix_refresh_tokens_session_id"), table_name="refresh_tokens")
+    op.drop_table("refresh_tokens")
+    op.drop_index(op.f("ix_auth_sessions_user_id"), table_name="auth_sessions")
+    op.drop_table("auth_sessions")
     op.drop_index("uq_users_username_lower", table_name="users")
     op.drop_table("users")

@@ -1,0 +1,289 @@
+"""Managing your own account, and superusers managing everyone's."""
+
+import importlib
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+{{ imports(config="settings", database="SessionLocal", main="start_up", models="User") }}
+
+from .conftest import PASSWORD, bearer, login
+
+cli = importlib.import_module("{{ cookiecutter.package_name }}.__main__")
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+@pytest.fixture
+def admin(client: TestClient) -> dict[str, str]:
+    """Tokens of a superuser."""
+    client.post("/users/", json={"username": "root", "password": PASSWORD})
+    with SessionLocal() as session:
+        session.execute(
+            update(User).where(User.username == "root").values(is_superuser=True)
+        )
+        session.commit()
+    return login(client, "root", PASSWORD)
+
+
+def test_users_can_change_their_name_and_email(client: TestClient, token: str) -> None:
+    response = client.patch(
+        "/users/me",
+        json={"full_name": "Alice Liddell", "email": "alice@example.com"},
+        headers=bearer(token),
+    )
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Alice Liddell"
+    assert (
+        client.get("/users/me", headers=bearer(token)).json()["email"]
+        == "alice@example.com"
+    )
+
+
+def test_users_cannot_make_themselves_superusers(
+    client: TestClient, token: str
+) -> None:
+    response = client.patch(
+        "/users/me",
+        json={"is_superuser": True, "is_active": True, "username": "bob"},
+        headers=bearer(token),
+    )
+    assert response.status_code == 200
+    assert response.json()["is_superuser"] is False
+    assert response.json()["username"] == "alice"
+
+
+def test_password_change_needs_the_current_password(
+    client: TestClient, token: str
+) -> None:
+    response = client.post(
+        "/users/me/password",
+        json={"current_password": "wrong password", "new_password": NEW_PASSWORD},
+        headers=bearer(token),
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Current password is incorrect"}
+
+
+def test_new_password_is_validated_like_at_registration(
+    client: TestClient, token: str
+) -> None:
+    response = client.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=bearer(token),
+    )
+    assert response.status_code == 422
+
+
+def test_password_change_revokes_every_token(client: TestClient, tokens: dict) -> None:
+    other = login(client, "alice", PASSWORD)
+    response = client.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert response.status_code == 204
+    for held in (tokens, other):
+        assert (
+            client.get("/users/me", headers=bearer(held["access_token"])).status_code
+            == 401
+        )
+        refreshed = client.post(
+            "/token/refresh", json={"refresh_token": held["refresh_token"]}
+        )
+        assert refreshed.status_code == 401
+    assert (
+        client.post(
+            "/token", data={"username": "alice", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
+    login(client, "alice", NEW_PASSWORD)
+
+
+ADMIN_ROUTES = [
+    ("GET", "/users/"),
+    ("GET", "/users/1"),
+    ("PATCH", "/users/1"),
+    ("DELETE", "/users/1"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+def test_admin_routes_are_403_for_other_users(
+    client: TestClient, token: str, method: str, path: str
+) -> None:
+    response = client.request(method, path, json={}, headers=bearer(token))
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+def test_admin_routes_are_401_without_a_token(
+    client: TestClient, method: str, path: str
+) -> None:
+    assert client.request(method, path, json={}).status_code == 401
+
+
+def test_superusers_list_users_a_page_at_a_time(
+    client: TestClient, admin: dict
+) -> None:
+    for name in ("bob", "carol", "dave"):
+        client.post("/users/", json={"username": name, "password": PASSWORD})
+    headers = bearer(admin["access_token"])
+    everyone = client.get("/users/", headers=headers).json()
+    assert [u["username"] for u in everyone] == ["root", "bob", "carol", "dave"]
+    page = client.get("/users/", params={"skip": 1, "limit": 2}, headers=headers).json()
+    assert [u["username"] for u in page] == ["bob", "carol"]
+    assert (
+        client.get("/users/", params={"limit": 1000}, headers=headers).status_code
+        == 422
+    )
+    assert (
+        client.get("/users/", params={"skip": -1}, headers=headers).status_code == 422
+    )
+
+
+def test_superusers_read_change_and_delete_users(
+    client: TestClient, admin: dict, user: dict
+) -> None:
+    headers = bearer(admin["access_token"])
+    path = f"/users/{user['id']}"
+    assert client.get(path, headers=headers).json()["username"] == "alice"
+    promoted = client.patch(path, json={"is_superuser": True}, headers=headers)
+    assert promoted.json()["is_superuser"] is True
+    assert client.delete(path, headers=headers).status_code == 204
+    assert client.get(path, headers=headers).status_code == 404
+    assert client.delete(path, headers=headers).status_code == 404
+
+
+def test_deactivation_ends_every_token_at_once(
+    client: TestClient, admin: dict, tokens: dict
+) -> None:
+    user_id = client.get("/users/me", headers=bearer(tokens["access_token"])).json()[
+        "id"
+    ]
+    response = client.patch(
+        f"/users/{user_id}",
+        json={"is_active": False},
+        headers=bearer(admin["access_token"]),
+    )
+    assert response.json()["is_active"] is False
+    assert (
+        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
+    refreshed = client.post(
+        "/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    # Reactivation does not bring the old tokens back.
+    client.patch(
+        f"/users/{user_id}",
+        json={"is_active": True},
+        headers=bearer(admin["access_token"]),
+    )
+    assert (
+        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
+
+
+def test_deletion_ends_every_token(
+    client: TestClient, admin: dict, tokens: dict
+) -> None:
+    user_id = client.get("/users/me", headers=bearer(tokens["access_token"])).json()[
+        "id"
+    ]
+    client.delete(f"/users/{user_id}", headers=bearer(admin["access_token"]))
+    assert (
+        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
+
+
+def test_superusers_cannot_lock_themselves_out(client: TestClient, admin: dict) -> None:
+    headers = bearer(admin["access_token"])
+    me = client.get("/users/me", headers=headers).json()["id"]
+    for change in ({"is_active": False}, {"is_superuser": False}):
+        assert (
+            client.patch(f"/users/{me}", json=change, headers=headers).status_code
+            == 400
+        )
+    assert client.delete(f"/users/{me}", headers=headers).status_code == 400
+
+
+def superusers() -> list[str]:
+    with SessionLocal() as session:
+        return list(session.scalars(select(User.username).where(User.is_superuser)))
+
+
+def test_first_superuser_is_created_once_at_start_up(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "first_superuser", "admin")
+    monkeypatch.setattr(
+        settings, "first_superuser_password", type(settings.secret_key)(PASSWORD)
+    )
+    start_up()
+    start_up()  # idempotent
+    assert superusers() == ["admin"]
+    login(client, "admin", PASSWORD)
+
+
+def test_invalid_first_superuser_password_stops_start_up_without_showing_it(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "first_superuser", "admin")
+    monkeypatch.setattr(
+        settings, "first_superuser_password", type(settings.secret_key)("short7")
+    )
+    with pytest.raises(ValueError, match="FIRST_SUPERUSER") as error:
+        start_up()
+    assert "short7" not in str(error.value)
+
+
+def answer(monkeypatch: pytest.MonkeyPatch, *passwords: str) -> None:
+    replies = iter(passwords)
+    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(replies))
+
+
+def test_cli_creates_a_superuser_with_a_prompted_password(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answer(monkeypatch, PASSWORD, PASSWORD)
+    assert cli.main(["create-superuser", "--username", "boss"]) == 0
+    assert superusers() == ["boss"]
+    assert PASSWORD not in capsys.readouterr().out
+    login(client, "boss", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("passwords", "message"),
+    [((PASSWORD, "different"), "do not match"), (("short", "short"), "password")],
+)
+def test_cli_refuses_bad_passwords(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    passwords: tuple[str, str],
+    message: str,
+) -> None:
+    answer(monkeypatch, *passwords)
+    assert cli.main(["create-superuser", "--username", "boss"]) == 1
+    assert message in capsys.readouterr().err
+    assert superusers() == []
+
+
+def test_cli_refuses_an_existing_username(
+    client: TestClient,
+    user: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answer(monkeypatch, PASSWORD, PASSWORD)
+    assert cli.main(["create-superuser", "--username", "ALICE"]) == 1
+    assert "already exists" in capsys.readouterr().err

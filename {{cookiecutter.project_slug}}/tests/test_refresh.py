@@ -1,0 +1,151 @@
+"""Refresh tokens: rotation, reuse detection, logout, and no type confusion."""
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+{{ imports(database="SessionLocal", models="RefreshToken, User, utcnow") }}
+
+from .conftest import PASSWORD, bearer, login
+
+
+def refresh_json(client: TestClient, refresh_token: str):
+    return client.post("/token/refresh", json={"refresh_token": refresh_token})
+
+
+def refresh_form(client: TestClient, refresh_token: str):
+    return client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
+
+
+WAYS = pytest.mark.parametrize(
+    "refresh", [refresh_json, refresh_form], ids=["json", "form"]
+)
+
+
+@pytest.mark.parametrize("route", ["/token", "/login"])
+def test_logins_return_a_refresh_token(
+    client: TestClient, user: dict, route: str
+) -> None:
+    credentials = {"username": "alice", "password": PASSWORD}
+    if route == "/token":
+        response = client.post(route, data=credentials)
+    else:
+        response = client.post(route, json=credentials)
+    body = response.json()
+    assert body["refresh_token"]
+    assert body["refresh_expires_in"] > body["expires_in"] > 0
+
+
+@WAYS
+def test_refresh_returns_a_new_working_pair(
+    client: TestClient, tokens: dict, refresh
+) -> None:
+    response = refresh(client, tokens["refresh_token"])
+    assert response.status_code == 200
+    fresh = response.json()
+    assert fresh["refresh_token"] != tokens["refresh_token"]
+    assert (
+        client.get("/users/me", headers=bearer(fresh["access_token"])).status_code
+        == 200
+    )
+    assert refresh(client, fresh["refresh_token"]).status_code == 200
+
+
+@WAYS
+def test_reusing_a_rotated_token_revokes_the_whole_login(
+    client: TestClient, tokens: dict, refresh
+) -> None:
+    fresh = refresh(client, tokens["refresh_token"]).json()
+    reused = refresh(client, tokens["refresh_token"])
+    assert reused.status_code == 401
+    assert reused.json() == {"detail": "Invalid refresh token"}
+    # The newer tokens of that login are dead too, access tokens included.
+    assert refresh(client, fresh["refresh_token"]).status_code == 401
+    assert (
+        client.get("/users/me", headers=bearer(fresh["access_token"])).status_code
+        == 401
+    )
+    assert (
+        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
+
+
+def test_reuse_in_one_login_leaves_other_logins_alone(
+    client: TestClient, tokens: dict
+) -> None:
+    other = login(client, "alice", PASSWORD)
+    refresh_json(client, tokens["refresh_token"])
+    refresh_json(client, tokens["refresh_token"])  # reuse
+    assert (
+        client.get("/users/me", headers=bearer(other["access_token"])).status_code
+        == 200
+    )
+    assert refresh_json(client, other["refresh_token"]).status_code == 200
+
+
+@WAYS
+def test_an_access_token_is_not_a_refresh_token(
+    client: TestClient, tokens: dict, refresh
+) -> None:
+    assert refresh(client, tokens["access_token"]).status_code == 401
+
+
+def test_a_refresh_token_is_not_an_access_token(
+    client: TestClient, tokens: dict
+) -> None:
+    response = client.get("/users/me", headers=bearer(tokens["refresh_token"]))
+    assert response.status_code == 401
+
+
+@WAYS
+def test_unknown_or_expired_refresh_token_is_401(
+    client: TestClient, tokens: dict, refresh
+) -> None:
+    assert refresh(client, "not-a-refresh-token").status_code == 401
+    with SessionLocal() as session:
+        session.execute(
+            update(RefreshToken).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
+    assert refresh(client, tokens["refresh_token"]).status_code == 401
+
+
+def test_refresh_grant_without_token_is_422(client: TestClient) -> None:
+    assert (
+        client.post("/token", data={"grant_type": "refresh_token"}).status_code == 422
+    )
+    assert (
+        client.post("/token", data={"grant_type": "client_credentials"}).status_code
+        == 422
+    )
+
+
+def test_logout_ends_that_login_only(client: TestClient, tokens: dict) -> None:
+    other = login(client, "alice", PASSWORD)
+    response = client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 204
+    assert refresh_json(client, tokens["refresh_token"]).status_code == 401
+    assert (
+        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
+        == 401
+    )
+    assert (
+        client.get("/users/me", headers=bearer(other["access_token"])).status_code
+        == 200
+    )
+
+
+def test_logout_with_an_unknown_token_reveals_nothing(client: TestClient) -> None:
+    assert client.post("/logout", json={"refresh_token": "unknown"}).status_code == 204
+
+
+def test_deactivated_user_cannot_refresh(client: TestClient, tokens: dict) -> None:
+    with SessionLocal() as session:
+        session.execute(update(User).values(is_active=False))
+        session.commit()
+    assert refresh_json(client, tokens["refresh_token"]).status_code == 401
