@@ -6,7 +6,9 @@ of it against a real PostgreSQL server."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -56,25 +58,38 @@ def test_own_test_suite_passes(
 
 
 @pytest.fixture
-def server(baked: Baked, env: Environment, database_url: Callable[[str], str]) -> Iterator[str]:
-    """``uvicorn <package>.main:app`` started as the README says, with the .env that
-    generation wrote (production settings and the fresh secret)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
-        cwd=baked.path,
-        env=clean_env(DATABASE_URL=database_url("serve")),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+def serve(
+    baked: Baked, env: Environment, database_url: Callable[[str], str]
+) -> Iterator[Callable[..., str]]:
+    """Start ``uvicorn <package>.main:app`` as the README says, with the .env that
+    generation wrote (production settings, the fresh secret) and a fresh database;
+    returns its base URL. Every server is stopped after the test."""
+    processes: list[subprocess.Popen] = []
+
+    def start(purpose: str, **settings: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
+            cwd=baked.path,
+            env=clean_env(DATABASE_URL=database_url(purpose), **settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health", process)
-        yield base
-    finally:
+        return base
+
+    yield start
+    for process in processes:
         process.terminate()
         process.communicate(timeout=10)
+
+
+@pytest.fixture
+def server(serve: Callable[..., str]) -> str:
+    return serve("serve")
 
 
 def test_serves_the_seed_flows_over_http(server: str) -> None:
@@ -108,3 +123,43 @@ def test_serves_the_seed_flows_over_http(server: str) -> None:
     assert (status, body) == (401, {"detail": "Incorrect username or password"})
     assert http("GET", f"{server}/users/me")[0] == 401
     assert http("POST", f"{server}/register", json_body=credentials)[0] == 409
+
+
+SCHEMA_CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+]
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(
+    serve: Callable[..., str],
+) -> None:
+    """Stateless property-based requests to every operation of the OpenAPI schema,
+    authenticated as the superuser that start-up creates from FIRST_SUPERUSER."""
+    password = secrets.token_urlsafe(16)
+    base = serve("schema", FIRST_SUPERUSER="root", FIRST_SUPERUSER_PASSWORD=password)
+    status, token = http("POST", f"{base}/token", form={"username": "root", "password": password})
+    assert status == 200, token
+    run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{base}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {token['access_token']}",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "5",
+            "--seed",
+            "1",
+            "--checks",
+            ",".join(SCHEMA_CHECKS),
+        ],
+        timeout=600,
+    )

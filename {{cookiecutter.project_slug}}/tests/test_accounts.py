@@ -287,3 +287,40 @@ def test_cli_refuses_an_existing_username(
     answer(monkeypatch, PASSWORD, PASSWORD)
     assert cli.main(["create-superuser", "--username", "ALICE"]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", f"/users/{2**63}", None),
+        ("DELETE", f"/users/{10**30}", None),
+        ("GET", "/users/0", None),
+        ("GET", "/users/", {"skip": 10**40}),
+    ],
+)
+def test_out_of_range_ids_are_422_not_500(
+    client: TestClient, admin: dict, method: str, path: str, params: dict | None
+) -> None:
+    response = client.request(
+        method, path, params=params, headers=bearer(admin["access_token"])
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("flag", ["is_active", "is_superuser"])
+def test_null_flags_are_refused_not_stored(
+    client: TestClient, admin: dict, user: dict, flag: str
+) -> None:
+    response = client.patch(
+        f"/users/{user['id']}", json={flag: None}, headers=bearer(admin["access_token"])
+    )
+    assert response.status_code == 422
+
+
+def test_undecodable_body_is_400_not_500(client: TestClient, token: str) -> None:
+    response = client.patch(
+        "/users/me",
+        content=b"\xdd\xab\xff\xfe",
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400

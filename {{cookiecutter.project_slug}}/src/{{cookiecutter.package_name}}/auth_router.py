@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 
-{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="CurrentUser", throttle="ThrottledError, check, clear, record_failure, throttle_keys") }}
+{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser", throttle="ThrottledError, check, clear, record_failure, throttle_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -80,7 +80,7 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/protected")
+@router.get("/protected", responses=UNAUTHENTICATED)
 def protected(user: CurrentUser) -> Message:
     """An example of a route that needs a valid token."""
     return Message(message=f"Welcome {user.username}")

@@ -10,6 +10,14 @@ from sqlalchemy import select
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
+#: What routes that need a token (or a superuser's) may answer besides their own.
+UNAUTHENTICATED = {
+    status.HTTP_401_UNAUTHORIZED: {"description": "Missing, invalid or revoked token"}
+}
+NOT_SUPERUSER = UNAUTHENTICATED | {
+    status.HTTP_403_FORBIDDEN: {"description": "Superuser privileges required"}
+}
+
 
 def get_current_user(
     session: SessionDep, token: Annotated[str, Depends(oauth2_scheme)]

@@ -32,6 +32,10 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title={{ cookiecutter.project_name | py_string }},
         lifespan=lifespan,
+        # FastAPI answers 400 to a body it cannot decode, on any route that takes one.
+        responses={
+            status.HTTP_400_BAD_REQUEST: {"description": "Malformed request body"}
+        },
     )
     app.include_router(auth_router)
     app.include_router(users_router)

@@ -10,7 +10,9 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 {{ imports(passwords="MAX_BYTES, MIN_LENGTH") }}
 
@@ -55,8 +57,15 @@ class UserUpdateMe(BaseModel):
 class UserAdminUpdate(UserUpdateMe):
     """What a superuser may change about any user."""
 
-    is_active: bool | None = None
-    is_superuser: bool | None = None
+    is_active: bool | SkipJsonSchema[None] = None
+    is_superuser: bool | SkipJsonSchema[None] = None
+
+    @field_validator("is_active", "is_superuser")
+    @classmethod
+    def not_null(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("must be true or false")
+        return value
 
 
 class PasswordChange(BaseModel):

@@ -2,16 +2,22 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="CurrentSuperuser, CurrentUser", models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="UsernameTakenError, create_user, delete_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser", models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="UsernameTakenError, create_user, delete_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
-FORBIDDEN = {
-    status.HTTP_403_FORBIDDEN: {"description": "Superuser privileges required"}
-}
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "No such user"}}
+SELF_LOCKOUT = {
+    status.HTTP_400_BAD_REQUEST: {
+        "description": "Superusers cannot lock themselves out"
+    }
+}
+
+#: Ids and offsets beyond what the database stores are refused before any query.
+MAX_ID = 2**31 - 1
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def register(data: UserCreate, session: SessionDep) -> User:
@@ -38,12 +44,12 @@ for path in ("/users/", "/register"):
     )
 
 
-@router.get("/users/me", response_model=UserPublic)
+@router.get("/users/me", response_model=UserPublic, responses=UNAUTHENTICATED)
 def read_current_user(user: CurrentUser) -> User:
     return user
 
 
-@router.patch("/users/me", response_model=UserPublic)
+@router.patch("/users/me", response_model=UserPublic, responses=UNAUTHENTICATED)
 def update_current_user(
     changes: UserUpdateMe, user: CurrentUser, session: SessionDep
 ) -> User:
@@ -53,9 +59,8 @@ def update_current_user(
 @router.post(
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"}
-    },
+    responses=UNAUTHENTICATED
+    | {status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"}},
 )
 def change_current_password(
     body: PasswordChange, user: CurrentUser, session: SessionDep
@@ -69,11 +74,11 @@ def change_current_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/users/", response_model=list[UserPublic], responses=FORBIDDEN)
+@router.get("/users/", response_model=list[UserPublic], responses=NOT_SUPERUSER)
 def read_users(
     _admin: CurrentSuperuser,
     session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> list[User]:
     """Superusers: all users, by id, a page at a time."""
@@ -90,17 +95,22 @@ def _get_user(session: SessionDep, user_id: int) -> User:
 
 
 @router.get(
-    "/users/{user_id}", response_model=UserPublic, responses=FORBIDDEN | NOT_FOUND
+    "/users/{user_id}", response_model=UserPublic, responses=NOT_SUPERUSER | NOT_FOUND
 )
-def read_user(user_id: int, _admin: CurrentSuperuser, session: SessionDep) -> User:
+def read_user(user_id: UserId, _admin: CurrentSuperuser, session: SessionDep) -> User:
     return _get_user(session, user_id)
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserPublic, responses=FORBIDDEN | NOT_FOUND
+    "/users/{user_id}",
+    response_model=UserPublic,
+    responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT,
 )
 def update_any_user(
-    user_id: int, changes: UserAdminUpdate, admin: CurrentSuperuser, session: SessionDep
+    user_id: UserId,
+    changes: UserAdminUpdate,
+    admin: CurrentSuperuser,
+    session: SessionDep,
 ) -> User:
     """Superusers: change a user; deactivating one ends all their logins at once."""
     user = _get_user(session, user_id)
@@ -120,10 +130,10 @@ def update_any_user(
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=FORBIDDEN | NOT_FOUND,
+    responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT,
 )
 def delete_any_user(
-    user_id: int, admin: CurrentSuperuser, session: SessionDep
+    user_id: UserId, admin: CurrentSuperuser, session: SessionDep
 ) -> Response:
     """Superusers: delete a user and everything they hold."""
     user = _get_user(session, user_id)
