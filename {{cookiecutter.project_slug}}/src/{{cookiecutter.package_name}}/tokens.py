@@ -75,7 +75,7 @@ def decode_access_token(token: str) -> AccessToken:
 
 def _secret() -> str:
     return settings.secret_key.get_secret_value()
-{%- if cookiecutter.jwt_library == "pyjwt" %}
+{%- if cookiecutter.jwt_library != "joserfc" %}
 
 
 def _encode(claims: dict[str, Any]) -> str:
@@ -84,37 +84,26 @@ def _encode(claims: dict[str, Any]) -> str:
 
 def _decode(token: str) -> dict[str, Any]:
     try:
-        return jwt.decode(
-            token,
-            _secret(),
-            algorithms=[settings.algorithm],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            options={"require": list(REQUIRED_CLAIMS)},
-        )
-    except jwt.PyJWTError as error:
-        raise InvalidTokenError(str(error)) from error
-{%- elif cookiecutter.jwt_library == "python-jose" %}
-
-
-def _encode(claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, _secret(), algorithm=settings.algorithm)
-
-
-def _decode(token: str) -> dict[str, Any]:
-    try:
+{%- if cookiecutter.jwt_library == "python-jose" %}
         # python-jose ignores "crit": refuse extensions we would not understand.
         if "crit" in jwt.get_unverified_header(token):
             raise InvalidTokenError("critical header extensions are not supported")
+{%- endif %}
         return jwt.decode(
             token,
             _secret(),
             algorithms=[settings.algorithm],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+{%- if cookiecutter.jwt_library == "pyjwt" %}
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.PyJWTError as error:
+{%- else %}
             options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
         )
     except JWTError as error:
+{%- endif %}
         raise InvalidTokenError(str(error)) from error
 {%- else %}
 
