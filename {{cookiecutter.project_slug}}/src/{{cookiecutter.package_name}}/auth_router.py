@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 
-{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser", throttle="ThrottledError, check, clear, record_failure, throttle_keys") }}
+{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser", throttle="ThrottledError, check, record_failure, record_success") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -25,9 +25,9 @@ def _unauthorized(detail: str) -> HTTPException:
 def _login(
     session: SessionDep, request: Request, username: str, password: str
 ) -> Token:
-    keys = throttle_keys(username, request.client.host if request.client else None)
+    client = request.client.host if request.client else None
     try:
-        check(session, keys)
+        check(session, username, client)
     except ThrottledError as throttled:
         raise HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
@@ -36,9 +36,9 @@ def _login(
         ) from None
     user = authenticate(session, username, password)
     if user is None:
-        record_failure(session, keys)
+        record_failure(session, username, client)
         raise _unauthorized("Incorrect username or password")
-    clear(session, keys[0])
+    record_success(session, username)
     return start_session(session, user)
 
 

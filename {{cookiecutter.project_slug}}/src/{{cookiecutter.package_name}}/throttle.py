@@ -26,18 +26,20 @@ class ThrottledError(Exception):
         self.retry_after = retry_after
 
 
-def throttle_keys(username: str, client: str | None) -> list[str]:
+def _account(username: str) -> str:
+    return f"user:{username.lower()[:100]}"
+
+
+def _keys(username: str, client: str | None) -> list[str]:
     """The records a login attempt counts against: its account and its address."""
-    keys = [f"user:{username.lower()[:100]}"]
-    if client:
-        keys.append(f"ip:{client[:100]}")
-    return keys
+    return [_account(username)] + ([f"ip:{client[:100]}"] if client else [])
 
 
-def check(session: Session, keys: list[str]) -> None:
-    """Raise ThrottledError while any of ``keys`` is locked."""
+def check(session: Session, username: str, client: str | None) -> None:
+    """Raise ThrottledError while the account or the client address is locked."""
     if not settings.login_max_failures:
         return
+    keys = _keys(username, client)
     now = utcnow()
     locked = session.scalars(
         select(LoginThrottle.locked_until).where(
@@ -48,13 +50,14 @@ def check(session: Session, keys: list[str]) -> None:
         raise ThrottledError(math.ceil((max(locked) - now).total_seconds()))
 
 
-def record_failure(session: Session, keys: list[str]) -> None:
-    """Count a failed login against ``keys``, locking those over the limit."""
+def record_failure(session: Session, username: str, client: str | None) -> None:
+    """Count a failed login against the account and the address, locking those
+    over the limit."""
     if not settings.login_max_failures:
         return
     now = utcnow()
     window = timedelta(seconds=settings.login_failure_window_seconds)
-    for key in keys:
+    for key in _keys(username, client):
         over = _increment(session, key, now, window) - settings.login_max_failures
         if over >= 0:
             lock = min(window, timedelta(seconds=2 ** min(over, 30)))
@@ -66,8 +69,12 @@ def record_failure(session: Session, keys: list[str]) -> None:
         session.commit()
 
 
-def clear(session: Session, key: str) -> None:
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+def record_success(session: Session, username: str) -> None:
+    """Forget the account's failures (not the address's: a success on one account
+    must not reset a client that is guessing at others)."""
+    session.execute(
+        delete(LoginThrottle).where(LoginThrottle.key == _account(username))
+    )
     session.commit()
 
 
