@@ -324,3 +324,30 @@ def test_undecodable_body_is_400_not_500(client: TestClient, token: str) -> None
         headers={**bearer(token), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
+
+
+def test_cli_migrate_brings_the_database_up_to_date(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["migrate"]) == 0
+    assert "latest migration" in capsys.readouterr().out
+
+
+def test_cli_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(
+        cli.uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs))
+    )
+    assert cli.main(["serve", "--port", "9001", "--workers", "2"]) == 0
+    (app,), options = calls[0]
+    assert app == "{{ cookiecutter.package_name }}.main:app"
+    assert options == {"host": "127.0.0.1", "port": 9001, "workers": 2}
+
+
+def test_cli_without_a_command_explains_itself(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    assert "serve" in capsys.readouterr().err

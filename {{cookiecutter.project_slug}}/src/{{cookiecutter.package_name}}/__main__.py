@@ -1,12 +1,28 @@
-"""Command line: ``python -m {{ cookiecutter.package_name }} create-superuser``."""
+"""Command line: ``python -m {{ cookiecutter.package_name }} serve|migrate|create-superuser``."""
 
 import argparse
 import getpass
 import sys
 
+import uvicorn
 from pydantic import ValidationError
 
 {{ imports(database="SessionLocal, migrate", user_schemas="UserCreate", user_service="UsernameTakenError, create_user") }}
+
+APP = "{{ cookiecutter.package_name }}.main:app"
+
+
+def serve(host: str, port: int, workers: int) -> int:
+    """Run the service with uvicorn (it migrates the schema as it starts)."""
+    uvicorn.run(APP, host=host, port=port, workers=workers)
+    return 0
+
+
+def migrate_database() -> int:
+    """Bring the database to the latest migration."""
+    migrate()
+    print("database is at the latest migration")
+    return 0
 
 
 def create_superuser(username: str | None) -> int:
@@ -36,9 +52,15 @@ def create_superuser(username: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m {{ cookiecutter.package_name }}",
-        description="{{ cookiecutter.package_name }} administration.",
+        description="Run and administer the service. Settings come from the "
+        "environment and .env, as for the service itself.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the service with uvicorn")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument("--port", type=int, default=8000, help="port to listen on")
+    run.add_argument("--workers", type=int, default=1, help="worker processes")
+    commands.add_parser("migrate", help="bring the database to the latest migration")
     create = commands.add_parser(
         "create-superuser", help="create a superuser (prompts for the password)"
     )
@@ -46,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         "--username", help="the new superuser's name (prompted if left out)"
     )
     arguments = parser.parse_args(argv)
+    if arguments.command == "serve":
+        return serve(arguments.host, arguments.port, arguments.workers)
+    if arguments.command == "migrate":
+        return migrate_database()
     return create_superuser(arguments.username)
 
 
