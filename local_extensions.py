@@ -31,6 +31,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "user_service": "user_service",
         "users_router": "users",
         "throttle": "throttle",
+        "middleware": "middleware",
         "main": "main",
     },
     "layered": {
@@ -47,6 +48,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "user_service": "services.users",
         "users_router": "api.routes.users",
         "throttle": "services.throttle",
+        "middleware": "core.middleware",
         "main": "main",
     },
     "domain": {
@@ -63,6 +65,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "user_service": "users.service",
         "users_router": "users.router",
         "throttle": "auth.throttle",
+        "middleware": "middleware",
         "main": "main",
     },
 }

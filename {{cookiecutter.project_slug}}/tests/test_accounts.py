@@ -341,7 +341,12 @@ def test_cli_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> N
     assert cli.main(["serve", "--port", "9001", "--workers", "2"]) == 0
     (app,), options = calls[0]
     assert app == "{{ cookiecutter.package_name }}.main:app"
-    assert options == {"host": "127.0.0.1", "port": 9001, "workers": 2}
+    assert options == {
+        "host": "127.0.0.1",
+        "port": 9001,
+        "workers": 2,
+        "access_log": False,
+    }
 
 
 def test_cli_without_a_command_explains_itself(

@@ -77,3 +77,11 @@ def test_secret_is_not_shown_in_repr() -> None:
 def test_first_superuser_and_its_password_go_together(values: dict) -> None:
     with pytest.raises(ValidationError, match="FIRST_SUPERUSER"):
         make(environment="test", **values)
+
+
+def test_cors_origins_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    assert make(environment="test").cors_origins == [
+        "https://a.example",
+        "https://b.example",
+    ]

@@ -14,7 +14,8 @@ APP = "{{ cookiecutter.package_name }}.main:app"
 
 def serve(host: str, port: int, workers: int) -> int:
     """Run the service with uvicorn (it migrates the schema as it starts)."""
-    uvicorn.run(APP, host=host, port=port, workers=workers)
+    # The service logs each request itself (without query strings): no access log.
+    uvicorn.run(APP, host=host, port=port, workers=workers, access_log=False)
     return 0
 
 

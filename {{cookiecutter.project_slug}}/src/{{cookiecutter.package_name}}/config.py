@@ -2,10 +2,10 @@
 
 import secrets
 import warnings
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
 PLACEHOLDER_SECRETS = frozenset(
@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     first_superuser_password: SecretStr | None = None
     login_max_failures: int = Field(default=5, ge=0)
     login_failure_window_seconds: int = Field(default=900, gt=0)
+    #: Browser origins allowed to call the API, comma-separated; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -5,8 +5,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 
-{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
@@ -29,6 +30,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    configure_logging()
     app = FastAPI(
         title={{ cookiecutter.project_name | py_string }},
         lifespan=lifespan,
@@ -37,6 +39,15 @@ def create_app() -> FastAPI:
             status.HTTP_400_BAD_REQUEST: {"description": "Malformed request body"}
         },
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestMiddleware)
     app.include_router(auth_router)
     app.include_router(users_router)
 
