@@ -13,16 +13,17 @@ ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 MOVES_JSON = r"""{{ layout_moves() | tojson }}"""
 
 #: Files only one choice of an option needs: (option, choice that keeps them, paths).
-OPTION_FILES: list[tuple[str, str, list[str]]] = [
-    ("database", "postgresql", ["compose.yaml"]),
-]
+#: Empty today: every file serves every variant, with small Jinja conditions inside.
+OPTION_FILES: list[tuple[str, str, list[str]]] = []
 
 
-def unselected_files(answers: dict[str, object]) -> list[str]:
+def unselected_files(
+    answers: dict[str, object], option_files: list[tuple[str, str, list[str]]] = OPTION_FILES
+) -> list[str]:
     """Paths (relative to the project) that the chosen options do not use."""
     return [
         path
-        for option, keep_for, paths in OPTION_FILES
+        for option, keep_for, paths in option_files
         if answers[option] != keep_for
         for path in paths
     ]

@@ -15,6 +15,7 @@ import sys
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
 SLUG = re.compile(r"[a-z][a-z0-9-]*\Z")
+MAX_LENGTH = 60
 
 #: Top-level modules the generated service or its tests import: a package of
 #: the same name would shadow them.
@@ -60,6 +61,8 @@ def check_slug(slug: str) -> str | None:
             f"project_slug {slug!r} must start with a lowercase letter and contain "
             "only lowercase letters, digits and hyphens"
         )
+    if len(slug) > MAX_LENGTH:
+        return f"project_slug {slug!r} is longer than {MAX_LENGTH} characters"
     return None
 
 
@@ -73,6 +76,8 @@ def check_package_name(name: str) -> str | None:
         return f"package_name {name!r} would shadow the {name!r} module the service imports"
     if name != name.lower():
         return f"package_name {name!r} must be lowercase"
+    if len(name) > MAX_LENGTH:
+        return f"package_name {name!r} is longer than {MAX_LENGTH} characters"
     return None
 
 

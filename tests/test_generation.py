@@ -7,6 +7,7 @@ import sys
 import tomllib
 
 import pytest
+import yaml
 
 from .hooks import extension, post_gen
 from .support import Baked, run, variant_params
@@ -90,3 +91,22 @@ def test_env_holds_a_fresh_secret_and_is_git_ignored(baked: Baked) -> None:
     assert env["SECRET_KEY"] not in (baked.path / ".env.example").read_text()
     assert ".env" in (baked.path / ".gitignore").read_text().splitlines()
     assert (baked.path / ".env").stat().st_mode & 0o077 == 0
+
+
+def test_github_workflow_is_a_valid_workflow(baked: Baked) -> None:
+    workflow = baked.path / ".github" / "workflows" / "ci.yml"
+    run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow])
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    assert ("services" in jobs["test"]) == (baked.answers["database"] == "postgresql")
+
+
+def test_dockerfile_passes_hadolint(baked: Baked) -> None:
+    run(["hadolint", baked.path / "Dockerfile"])
+
+
+def test_compose_file_is_valid_and_runs_the_service(baked: Baked) -> None:
+    compose = baked.path / "compose.yaml"
+    run(["check-jsonschema", "--builtin-schema", "vendor.compose-spec", compose])
+    services = yaml.safe_load(compose.read_text())["services"]
+    assert services["api"]["build"] == "."
+    assert ("db" in services) == (baked.answers["database"] == "postgresql")

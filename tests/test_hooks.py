@@ -49,6 +49,8 @@ def generate(output: Path, **answers: str) -> subprocess.CompletedProcess[str]:
         ({"package_name": "json"}, "would shadow the 'json' module"),
         ({"package_name": "Auth"}, "must be lowercase"),
         ({"package_name": "caf\u00e9"}, "is not a valid Python identifier"),
+        ({"project_slug": "a" * 61}, "is longer than 60 characters"),
+        ({"package_name": "a" * 61}, "is longer than 60 characters"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(value.values()),
 )
@@ -122,6 +124,14 @@ def test_hostile_free_text_yields_clean_code_that_runs(hostile, tmp_path: Path) 
     assert title.rstrip("\n") == hostile.context["project_name"]
 
 
+def test_the_longest_names_allowed_still_lint_clean(tmp_path: Path) -> None:
+    longest = Bakery(tmp_path).bake(
+        project_slug="s" * 60, package_name="p" * 60, database="postgresql", structure="layered"
+    )
+    run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=longest.path)
+    run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=longest.path)
+
+
 def test_each_generation_gets_its_own_secret(tmp_path: Path) -> None:
     secrets = []
     for run_number in range(2):
@@ -139,8 +149,11 @@ def test_each_generation_gets_its_own_secret(tmp_path: Path) -> None:
 
 
 def test_unselected_files_follow_the_options() -> None:
-    assert post_gen.unselected_files({"database": "sqlite"}) == ["compose.yaml"]
-    assert post_gen.unselected_files({"database": "postgresql"}) == []
+    option_files = [("database", "postgresql", ["a.yaml", "b/"]), ("structure", "flat", ["c"])]
+    chosen = {"database": "sqlite", "structure": "flat"}
+    assert post_gen.unselected_files(chosen, option_files) == ["a.yaml", "b/"]
+    chosen = {"database": "postgresql", "structure": "domain"}
+    assert post_gen.unselected_files(chosen, option_files) == ["c"]
 
 
 def test_apply_layout_moves_modules_and_makes_packages(tmp_path: Path) -> None:

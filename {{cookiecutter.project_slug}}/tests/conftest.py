@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-_tmp = tempfile.TemporaryDirectory(prefix="{{ cookiecutter.package_name }}-tests-")
+_tmp = tempfile.TemporaryDirectory(prefix="service-tests-")
 os.environ.update(
     ENVIRONMENT="test",
     SECRET_KEY="test-secret-key-that-is-long-enough-for-hs512-0123456789",

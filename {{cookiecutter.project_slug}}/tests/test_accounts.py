@@ -10,7 +10,9 @@ from sqlalchemy import select, update
 
 from .conftest import PASSWORD, bearer, login
 
-cli = importlib.import_module("{{ cookiecutter.package_name }}.__main__")
+CLI = "{{ cookiecutter.package_name }}.__main__"
+SERVICE_APP = "{{ cookiecutter.package_name }}.main:app"
+cli = importlib.import_module(CLI)
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -340,7 +342,7 @@ def test_cli_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> N
     )
     assert cli.main(["serve", "--port", "9001", "--workers", "2"]) == 0
     (app,), options = calls[0]
-    assert app == "{{ cookiecutter.package_name }}.main:app"
+    assert app == SERVICE_APP
     assert options == {
         "host": "127.0.0.1",
         "port": 9001,

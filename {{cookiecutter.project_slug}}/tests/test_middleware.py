@@ -6,7 +6,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-{{ imports(config="settings", main="create_app") }}
+{{ imports(config="settings", main="create_app", middleware="logger") }}
 
 from .conftest import PASSWORD, bearer
 
@@ -35,12 +35,10 @@ def test_a_callers_request_id_is_kept_only_if_it_looks_like_one(
 def test_one_structured_line_per_request(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="{{ cookiecutter.package_name }}.requests"):
+    with caplog.at_level(logging.INFO, logger=logger.name):
         response = client.get("/health?probe=1", headers={"X-Request-ID": "req-1"})
     lines = [
-        json.loads(r.getMessage())
-        for r in caplog.records
-        if r.name.endswith(".requests")
+        json.loads(r.getMessage()) for r in caplog.records if r.name == logger.name
     ]
     assert len(lines) == 1
     line = lines[0]

@@ -7,6 +7,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: This service's name (the default token issuer and audience) and database name.
+SERVICE_NAME = "{{ cookiecutter.project_slug }}"
+DATABASE_NAME = "{{ cookiecutter.package_name }}"
+
 MIN_SECRET_LENGTH = 32
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -25,16 +29,16 @@ class Settings(BaseSettings):
 
     environment: Literal["production", "development", "test"] = "production"
 {%- if cookiecutter.database == "postgresql" %}
-    database_url: str = "postgresql+psycopg://postgres@localhost:5432/{{ cookiecutter.package_name }}"
+    database_url: str = f"postgresql+psycopg://postgres@localhost:5432/{DATABASE_NAME}"
 {%- else %}
-    database_url: str = "sqlite:///./{{ cookiecutter.package_name }}.db"
+    database_url: str = f"sqlite:///./{DATABASE_NAME}.db"
 {%- endif %}
     secret_key: SecretStr = SecretStr("")
     algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, gt=0, le=24 * 60)
     refresh_token_expire_days: int = Field(default=14, gt=0, le=365)
-    jwt_issuer: str = Field(default="{{ cookiecutter.project_slug }}", min_length=1)
-    jwt_audience: str = Field(default="{{ cookiecutter.project_slug }}", min_length=1)
+    jwt_issuer: str = Field(default=SERVICE_NAME, min_length=1)
+    jwt_audience: str = Field(default=SERVICE_NAME, min_length=1)
     first_superuser: str | None = None
     first_superuser_password: SecretStr | None = None
     login_max_failures: int = Field(default=5, ge=0)

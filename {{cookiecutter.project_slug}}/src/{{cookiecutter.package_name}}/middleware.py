@@ -13,7 +13,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-logger = logging.getLogger("{{ cookiecutter.package_name }}.requests")
+logger = logging.getLogger(__name__)
 
 #: A caller's X-Request-ID is kept if it looks like an id, replaced otherwise.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -69,7 +69,7 @@ class RequestMiddleware:
 
 def configure_logging() -> None:
     """Send the service's log lines to stderr, unless logging is configured already."""
-    package_logger = logging.getLogger("{{ cookiecutter.package_name }}")
+    package_logger = logging.getLogger(__name__.split(".")[0])
     if not package_logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
