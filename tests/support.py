@@ -295,7 +295,7 @@ def http(
         return error.code, json.loads(error.read() or b"null")
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     """Wait until ``url`` answers 200, or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -306,5 +306,5 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     process.kill()
-    output = process.communicate()[0]
-    pytest.fail(f"server did not answer at {url}:\n{output}", pytrace=False)
+    process.wait()
+    pytest.fail(f"server did not answer at {url}:\n{log.read_text()}", pytrace=False)

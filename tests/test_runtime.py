@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_own_test_suite_passes(
 
 @pytest.fixture
 def serve(
-    baked: Baked, env: Environment, database_url: Callable[[str], str]
+    baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
     """Start ``uvicorn <package>.main:app`` as the README says, with the .env that
     generation wrote (production settings, the fresh secret) and a fresh database;
@@ -68,23 +69,26 @@ def serve(
 
     def start(purpose: str, **settings: str) -> str:
         port = free_port()
-        process = subprocess.Popen(
-            [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
-            cwd=baked.path,
-            env=clean_env(DATABASE_URL=database_url(purpose), **settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        # A file, not a pipe: nobody reads while the server runs, and a full pipe
+        # would block the server on its next log line.
+        log = tmp_path / f"{purpose}.log"
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
+                cwd=baked.path,
+                env=clean_env(DATABASE_URL=database_url(purpose), **settings),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/health", process)
+        wait_for(f"{base}/health", process, log)
         return base
 
     yield start
     for process in processes:
         process.terminate()
-        process.communicate(timeout=10)
+        process.wait(timeout=10)
 
 
 @pytest.fixture
