@@ -152,12 +152,6 @@ def _imports(context: Context, **names: str) -> str:
 
 
 @pass_context
-def _module(context: Context, role: str) -> str:
-    answers = _answers(context)
-    return module_path(answers["package_name"], answers["structure"], role)
-
-
-@pass_context
 def _layout_moves(context: Context) -> dict[str, str]:
     answers = _answers(context)
     return layout_moves(answers["package_name"], answers["structure"])
@@ -169,14 +163,13 @@ def _requirement(context: Context, option: str) -> str:
 
 
 class TemplateExtension(Extension):
-    """Adds ``imports``, ``module``, ``layout_moves``, ``requirement`` and the
-    ``py_string`` filter."""
+    """Adds ``imports``, ``layout_moves``, ``requirement`` and the ``py_string``
+    filter."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         environment.globals.update(
             imports=_imports,
-            module=_module,
             layout_moves=_layout_moves,
             requirement=_requirement,
         )

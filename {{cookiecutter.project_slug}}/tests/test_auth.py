@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from .conftest import FAST_HASHERS, PASSWORD, bearer
 
 
-def login(client: TestClient, route: str, username: str, password: str):
+def post_login(client: TestClient, route: str, username: str, password: str):
+    """The raw answer of a login at ``route`` (form for /token, JSON for /login)."""
     if route == "/token":
         return client.post("/token", data={"username": username, "password": password})
     return client.post("/login", json={"username": username, "password": password})
@@ -30,7 +31,7 @@ def stored_hash(username: str) -> str:
 def test_login_returns_a_bearer_token_that_works(
     client: TestClient, user: dict, route: str
 ) -> None:
-    response = login(client, route, "alice", PASSWORD)
+    response = post_login(client, route, "alice", PASSWORD)
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"
@@ -43,7 +44,7 @@ def test_login_returns_a_bearer_token_that_works(
 def test_username_is_case_insensitive_at_login(
     client: TestClient, user: dict, route: str
 ) -> None:
-    assert login(client, route, "ALICE", PASSWORD).status_code == 200
+    assert post_login(client, route, "ALICE", PASSWORD).status_code == 200
 
 
 @ROUTES
@@ -54,7 +55,7 @@ def test_username_is_case_insensitive_at_login(
 def test_bad_credentials_get_one_generic_401(
     client: TestClient, user: dict, route: str, username: str, password: str
 ) -> None:
-    response = login(client, route, username, password)
+    response = post_login(client, route, username, password)
     assert response.status_code == 401
     assert response.json() == {"detail": "Incorrect username or password"}
     assert response.headers["www-authenticate"] == "Bearer"
@@ -63,9 +64,9 @@ def test_bad_credentials_get_one_generic_401(
 def test_empty_fields_are_422_in_the_form_and_401_in_json(
     client: TestClient, user: dict
 ) -> None:
-    assert login(client, "/token", "alice", "").status_code == 422
-    assert login(client, "/login", "alice", "").status_code == 401
-    assert login(client, "/login", "", "").status_code == 401
+    assert post_login(client, "/token", "alice", "").status_code == 422
+    assert post_login(client, "/login", "alice", "").status_code == 401
+    assert post_login(client, "/login", "", "").status_code == 401
 
 
 def test_unknown_user_costs_a_password_check(
@@ -79,7 +80,7 @@ def test_unknown_user_costs_a_password_check(
             "verify",
             lambda p, h, original=original: checks.append(h) or original(p, h),
         )
-    assert login(client, "/token", "nobody", PASSWORD).status_code == 401
+    assert post_login(client, "/token", "nobody", PASSWORD).status_code == 401
     assert len(checks) == 1
 
 
@@ -89,7 +90,7 @@ def test_inactive_user_cannot_log_in_and_its_tokens_stop_working(
     with SessionLocal() as session:
         session.execute(update(User).values(is_active=False))
         session.commit()
-    assert login(client, "/token", "alice", PASSWORD).status_code == 401
+    assert post_login(client, "/token", "alice", PASSWORD).status_code == 401
     assert client.get("/users/me", headers=bearer(token)).status_code == 401
 
 
@@ -98,7 +99,7 @@ def test_password_over_the_byte_limit_is_401_not_500(
     client: TestClient, user: dict, route: str
 ) -> None:
     for password in (PASSWORD + "x" * (MAX_BYTES + 1 - len(PASSWORD)), "é" * 5000):
-        response = login(client, route, "alice", password)
+        response = post_login(client, route, "alice", password)
         assert response.status_code == 401
 
 
@@ -120,8 +121,8 @@ def test_password_at_the_byte_limit_works(client: TestClient) -> None:
         ).status_code
         == 201
     )
-    assert login(client, "/login", "bob", password).status_code == 200
-    assert login(client, "/login", "bob", password[:-1]).status_code == 401
+    assert post_login(client, "/login", "bob", password).status_code == 200
+    assert post_login(client, "/login", "bob", password[:-1]).status_code == 401
 
 
 def test_legacy_hash_is_upgraded_on_login(client: TestClient, user: dict) -> None:
@@ -131,9 +132,9 @@ def test_legacy_hash_is_upgraded_on_login(client: TestClient, user: dict) -> Non
         session.commit()
     assert secondary.identify(stored_hash("alice"))
 
-    assert login(client, "/token", "alice", PASSWORD).status_code == 200
+    assert post_login(client, "/token", "alice", PASSWORD).status_code == 200
     assert primary.identify(stored_hash("alice"))
-    assert login(client, "/token", "alice", PASSWORD).status_code == 200
+    assert post_login(client, "/token", "alice", PASSWORD).status_code == 200
 
 
 def test_legacy_bcrypt_hash_with_long_password_is_401_not_500(
@@ -144,14 +145,14 @@ def test_legacy_bcrypt_hash_with_long_password_is_401_not_500(
         session.execute(update(User).values(hashed_password=bcrypt.hash(PASSWORD)))
         session.commit()
     long_password = PASSWORD + "x" * (73 - len(PASSWORD))
-    assert login(client, "/login", "alice", long_password).status_code == 401
+    assert post_login(client, "/login", "alice", long_password).status_code == 401
 
 
 def test_unreadable_stored_hash_is_401_not_500(client: TestClient, user: dict) -> None:
     with SessionLocal() as session:
         session.execute(update(User).values(hashed_password="not-a-hash"))
         session.commit()
-    assert login(client, "/token", "alice", PASSWORD).status_code == 401
+    assert post_login(client, "/token", "alice", PASSWORD).status_code == 401
 
 
 def test_login_form_is_the_oauth2_password_flow(client: TestClient) -> None:

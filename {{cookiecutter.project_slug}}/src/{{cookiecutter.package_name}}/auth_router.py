@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 
-{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser", throttle="ThrottledError, check, record_failure, record_success") }}
+{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, unauthorized", throttle="ThrottledError, check, record_failure, record_success") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -12,14 +12,6 @@ UNAUTHORIZED = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many failed logins"},
 }
-
-
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail=detail,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 def _login(
@@ -37,7 +29,7 @@ def _login(
     user = authenticate(session, username, password)
     if user is None:
         record_failure(session, username, client)
-        raise _unauthorized("Incorrect username or password")
+        raise unauthorized("Incorrect username or password")
     record_success(session, username)
     return start_session(session, user)
 
@@ -45,7 +37,7 @@ def _login(
 def _refresh(session: SessionDep, refresh_token: str) -> Token:
     token = refresh(session, refresh_token)
     if token is None:
-        raise _unauthorized("Invalid refresh token")
+        raise unauthorized("Invalid refresh token")
     return token
 
 

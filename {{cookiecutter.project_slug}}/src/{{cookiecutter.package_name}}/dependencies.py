@@ -19,6 +19,15 @@ NOT_SUPERUSER = UNAUTHENTICATED | {
 }
 
 
+def unauthorized(detail: str) -> HTTPException:
+    """A 401 that tells the client to authenticate with a bearer token."""
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 def get_current_user(
     session: SessionDep, token: Annotated[str, Depends(oauth2_scheme)]
 ) -> User:
@@ -40,11 +49,7 @@ def get_current_user(
             )
         )
     if user is None or not user.is_active:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Could not validate credentials",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise unauthorized("Could not validate credentials")
     return user
 
 
