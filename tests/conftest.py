@@ -18,7 +18,7 @@ from .support import (
     Baked,
     Bakery,
     Environment,
-    ExternalPostgres,
+    Postgres,
     PostgresServer,
     find_postgres_bin,
     variant_id,
@@ -51,11 +51,11 @@ def environments(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Baked], 
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer | ExternalPostgres | None]:
+def postgres_server() -> Iterator[Postgres | None]:
     """A PostgreSQL server started for this session (initdb + pg_ctl), or the one
     TEMPLATE_TEST_POSTGRES_URL names."""
     if url := os.environ.get("TEMPLATE_TEST_POSTGRES_URL"):
-        yield ExternalPostgres(url)
+        yield Postgres(url)
         return
     bindir = find_postgres_bin()
     if bindir is None:
@@ -63,14 +63,12 @@ def postgres_server() -> Iterator[PostgresServer | ExternalPostgres | None]:
         return
     server = PostgresServer(bindir)
     server.start()
-    yield server
+    yield Postgres(server.admin_url)
     server.stop()
 
 
 @pytest.fixture
-def postgres(
-    postgres_server: PostgresServer | ExternalPostgres | None,
-) -> PostgresServer | ExternalPostgres:
+def postgres(postgres_server: Postgres | None) -> Postgres:
     """The session's PostgreSQL server. Missing: a failure in CI, a loud skip elsewhere."""
     if postgres_server is None:
         if os.environ.get("CI"):

@@ -161,6 +161,15 @@ class Environment:
         return cls(path)
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The NAME=value lines of a .env-style file."""
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -183,13 +192,14 @@ INSTALL_HINT = (
 
 
 @dataclass
-class ExternalPostgres:
-    """A server someone else runs (TEMPLATE_TEST_POSTGRES_URL, e.g. a CI service
-    container); databases are created in it the same way."""
+class Postgres:
+    """Where the suite makes its databases: the server this session started, or
+    the one TEMPLATE_TEST_POSTGRES_URL names (e.g. a CI service container)."""
 
     admin_url: str
 
     def create_database(self, name: str) -> str:
+        """A new, empty database; returns its URL."""
         with psycopg.connect(self.admin_url, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -258,14 +268,9 @@ class PostgresServer:
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self, name: str) -> str:
-        """A new empty database; returns its URL."""
-        with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
 def http(

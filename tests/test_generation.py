@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from .hooks import extension, post_gen
-from .support import Baked, run, variant_params
+from .support import Baked, read_env_file, run, variant_params
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
 
@@ -82,11 +82,7 @@ def test_pre_commit_config_is_valid(baked: Baked) -> None:
 
 
 def test_env_holds_a_fresh_secret_and_is_git_ignored(baked: Baked) -> None:
-    env = dict(
-        line.split("=", 1)
-        for line in (baked.path / ".env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    env = read_env_file(baked.path / ".env")
     assert len(env["SECRET_KEY"]) >= 64
     assert env["SECRET_KEY"] not in (baked.path / ".env.example").read_text()
     assert ".env" in (baked.path / ".gitignore").read_text().splitlines()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .hooks import extension, post_gen, pre_gen
-from .support import TEMPLATE, Bakery, Environment, run
+from .support import TEMPLATE, Bakery, Environment, read_env_file, run
 
 
 def generate(output: Path, **answers: str) -> subprocess.CompletedProcess[str]:
@@ -136,12 +136,7 @@ def test_each_generation_gets_its_own_secret(tmp_path: Path) -> None:
     secrets = []
     for run_number in range(2):
         bakery = Bakery(tmp_path / str(run_number))
-        env_file = bakery.bake().path / ".env"
-        secrets.append(
-            next(
-                line for line in env_file.read_text().splitlines() if line.startswith("SECRET_KEY=")
-            )
-        )
+        secrets.append(read_env_file(bakery.bake().path / ".env")["SECRET_KEY"])
     assert secrets[0] != secrets[1]
 
 

@@ -14,26 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from .support import Baked, Environment, free_port, http, run, variant_params, wait_for
+from .support import (
+    Baked,
+    Environment,
+    free_port,
+    http,
+    read_env_file,
+    run,
+    variant_params,
+    wait_for,
+)
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
 
-#: Settings the generated project reads; the tests choose them, not the caller's shell.
-SERVICE_SETTINGS = {
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "ENVIRONMENT",
-    "TEST_DATABASE_URL",
-    "ALGORITHM",
-    "ACCESS_TOKEN_EXPIRE_MINUTES",
-}
 
-
-def clean_env(**overrides: str) -> dict[str, str]:
+def clean_env(baked: Baked, **overrides: str) -> dict[str, str]:
+    """The caller's environment without anything the project reads as a setting
+    (every setting is in its .env.example): the tests choose those."""
+    settings = set(read_env_file(baked.path / ".env.example")) | {"TEST_DATABASE_URL"}
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in SERVICE_SETTINGS and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
+        if key not in settings and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
     }
     return {**env, **overrides}
 
@@ -52,7 +54,7 @@ def test_own_test_suite_passes(
     result = run(
         [env.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=baked.path,
-        env=clean_env(**overrides),
+        env=clean_env(baked, **overrides),
     )
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout
@@ -76,7 +78,7 @@ def serve(
             process = subprocess.Popen(
                 [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
                 cwd=baked.path,
-                env=clean_env(DATABASE_URL=database_url(purpose), **settings),
+                env=clean_env(baked, DATABASE_URL=database_url(purpose), **settings),
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
