@@ -50,6 +50,12 @@ def environments(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Baked], 
     return environment
 
 
+@pytest.fixture
+def env(baked: Baked, environments: Callable[[Baked], Environment]) -> Environment:
+    """The environment of the variant under test."""
+    return environments(baked)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres | None]:
     """A PostgreSQL server started for this session (initdb + pg_ctl), or the one

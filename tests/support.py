@@ -50,12 +50,17 @@ def variant_id(answers: dict[str, str]) -> str:
     return "-".join(answers[key] for key in OPTIONS)
 
 
-def variant_params() -> list:
+def variant_params(one_per: str | None = None) -> list:
     """One pytest param per variant, all of a variant's tests on one xdist worker
-    so that it is baked and installed once."""
+    so that it is baked and installed once. ``one_per="structure"``: only the first
+    variant of each choice of that option (for checks that only it can change)."""
+    variants = SELECTED
+    if one_per:
+        firsts = {v[one_per]: v for v in reversed(SELECTED)}
+        variants = [firsts[choice] for choice in OPTIONS[one_per] if choice in firsts]
     return [
         pytest.param(v, id=variant_id(v), marks=pytest.mark.xdist_group(variant_id(v)))
-        for v in SELECTED
+        for v in variants
     ]
 
 
@@ -168,6 +173,18 @@ def read_env_file(path: Path) -> dict[str, str]:
         for line in path.read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
+
+
+def clean_env(baked: Baked, **overrides: str) -> dict[str, str]:
+    """The caller's environment without anything the project reads as a setting
+    (every setting is in its .env.example): the tests choose those."""
+    settings = set(read_env_file(baked.path / ".env.example")) | {"TEST_DATABASE_URL"}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in settings and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
+    }
+    return {**env, **overrides}
 
 
 def free_port() -> int:

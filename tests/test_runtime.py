@@ -5,7 +5,6 @@ of it against a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -17,32 +16,15 @@ import pytest
 from .support import (
     Baked,
     Environment,
+    clean_env,
     free_port,
     http,
-    read_env_file,
     run,
     variant_params,
     wait_for,
 )
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
-
-
-def clean_env(baked: Baked, **overrides: str) -> dict[str, str]:
-    """The caller's environment without anything the project reads as a setting
-    (every setting is in its .env.example): the tests choose those."""
-    settings = set(read_env_file(baked.path / ".env.example")) | {"TEST_DATABASE_URL"}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in settings and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
-    }
-    return {**env, **overrides}
-
-
-@pytest.fixture
-def env(baked: Baked, environments: Callable[[Baked], Environment]) -> Environment:
-    return environments(baked)
 
 
 def test_own_test_suite_passes(

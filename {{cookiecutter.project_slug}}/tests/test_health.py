@@ -6,9 +6,10 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-{{ imports(database="", models="User") }}
+{{ imports(config="settings", database="", main="start_up", models="User") }}
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +43,24 @@ def test_database_refuses_a_username_differing_only_in_case(client: TestClient) 
         session.add(User(username="cAROL", hashed_password="x"))
         with pytest.raises(IntegrityError):
             session.commit()
+
+
+def test_migrating_again_changes_nothing(client: TestClient) -> None:
+    database.migrate()
+    assert database.schema_is_current()
+    with database.engine.connect() as connection:
+        versions = connection.execute(text("SELECT count(*) FROM alembic_version"))
+        assert versions.scalar_one() == 1
+
+
+def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = database.make_engine(f"sqlite:///{tmp_path}/empty.db")
+    monkeypatch.setattr(database, "engine", empty)
+    monkeypatch.setattr(settings, "auto_migrate", False)
+    refusal = r"AUTO_MIGRATE is off: run `python -m \w+ migrate` first"
+    with pytest.raises(RuntimeError, match=refusal):
+        start_up()
+    database.migrate()
+    start_up()  # now current: starts

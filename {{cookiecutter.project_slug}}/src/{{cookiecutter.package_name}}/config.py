@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(default=14, gt=0, le=365)
     jwt_issuer: str = Field(default=SERVICE_NAME, min_length=1)
     jwt_audience: str = Field(default=SERVICE_NAME, min_length=1)
+    #: Apply the migrations at start-up (under a lock, so replicas may start at once).
+    auto_migrate: bool = True
     first_superuser: str | None = None
     first_superuser_password: SecretStr | None = None
     login_max_failures: int = Field(default=5, ge=0)

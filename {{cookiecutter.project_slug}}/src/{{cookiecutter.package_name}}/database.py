@@ -5,14 +5,18 @@ from typing import Annotated, Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 {{ imports(config="settings") }}
 
 MIGRATIONS = "{{ cookiecutter.package_name }}:migrations"
+#: PostgreSQL advisory lock key held while migrating (any fixed 64-bit number).
+MIGRATION_LOCK_KEY = 7_140_522_318_309_041_265
 
 
 def make_engine(url: str) -> Engine:
@@ -45,13 +49,40 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def migrate() -> None:
-    """Bring the schema to the latest migration (creates it on an empty database)."""
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
+    return config
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Hold a database-wide lock until the migration's transaction ends, so that
+    several workers or replicas starting at once migrate one after the other: the
+    first applies the migrations, the others then find nothing to do."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        )
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN EXCLUSIVE")
+
+
+def migrate() -> None:
+    """Bring the schema to the latest migration (creates it on an empty database),
+    in one transaction under a lock; safe to run from several processes at once."""
+    config = _alembic_config()
     with engine.begin() as connection:
+        _lock_for_migration(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def schema_is_current() -> bool:
+    """Whether the database is at the latest migration."""
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return set(current) == set(heads)
 
 
 def ping() -> bool:

@@ -7,12 +7,19 @@ from fastapi import FastAPI, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
-{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
-    """Migrate the schema, then create FIRST_SUPERUSER if it is configured."""
-    migrate()
+    """Migrate the schema (or, with AUTO_MIGRATE off, refuse an outdated one), then
+    create FIRST_SUPERUSER if it is configured."""
+    if settings.auto_migrate:
+        migrate()
+    elif not schema_is_current():
+        raise RuntimeError(
+            "The database is not at the latest migration and AUTO_MIGRATE is off: "
+            f"run `python -m {__package__} migrate` first"
+        )
     if settings.first_superuser and settings.first_superuser_password:
         with SessionLocal() as session:
             create_first_superuser(

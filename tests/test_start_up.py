@@ -1,0 +1,72 @@
+"""Replicas or workers that start at once on one empty database: the migrations run
+exactly once (a PostgreSQL advisory lock, an exclusive sqlite transaction) and every
+process starts cleanly. The lock code is the same for every JWT library, hashing and
+structure, so one variant per database proves it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from .support import Baked, Environment, clean_env, variant_params
+
+pytestmark = pytest.mark.parametrize("variant", variant_params(one_per="database"))
+
+PROCESSES = 6
+
+#: Each process imports the service (the slow part), waits at a barrier of files
+#: until all are ready, then runs the service's start-up: the race is real.
+START_TOGETHER = """
+import pathlib, sys, time
+from {package}.main import start_up
+gate, count, name = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+(gate / name).touch()
+while len(list(gate.iterdir())) < count:
+    time.sleep(0.005)
+start_up()
+print("started")
+"""
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as connection:
+            return connection.execute(sql).fetchall()
+    with psycopg.connect(url) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_processes_starting_at_once_migrate_an_empty_database_once(
+    baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = database_url("replicas")
+    settings = clean_env(
+        baked,
+        DATABASE_URL=url,
+        FIRST_SUPERUSER="root",
+        FIRST_SUPERUSER_PASSWORD="a long enough password",
+    )
+    script = START_TOGETHER.format(package=baked.package)
+    processes = [
+        subprocess.Popen(
+            [env.bin("python"), "-c", script, tmp_path, str(PROCESSES), str(number)],
+            cwd=baked.path,
+            env=settings,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for number in range(PROCESSES)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    failed = [out for p, out in zip(processes, outputs, strict=True) if p.returncode]
+    assert not failed, f"{len(failed)} of {PROCESSES} start-ups failed:\n{failed[0]}"
+    assert all(output.strip() == "started" for output in outputs), outputs
+    assert query(url, "SELECT count(*) FROM alembic_version") == [(1,)]
+    assert query(url, "SELECT username, is_superuser FROM users") == [("root", True)]
