@@ -31,7 +31,7 @@ def test_github_workflow_runs_the_readme_test_command_for_each_database() -> Non
     assert job["env"]["CI"] == "true"
     assert "postgres" in job["services"]
     runs = [step["run"] for step in job["steps"] if "run" in step]
-    assert runs == [readme_command("## Run the tests")]
+    assert [run for run in runs if "pytest" in run] == [readme_command("## Run the tests")]
 
 
 def test_readme_quick_start_generates_and_serves_the_default_variant() -> None:

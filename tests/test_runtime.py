@@ -6,10 +6,8 @@ of it against a real PostgreSQL server."""
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -17,11 +15,9 @@ from .support import (
     Baked,
     Environment,
     clean_env,
-    free_port,
     http,
     run,
     variant_params,
-    wait_for,
 )
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
@@ -40,39 +36,6 @@ def test_own_test_suite_passes(
     )
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout
-
-
-@pytest.fixture
-def serve(
-    baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
-) -> Iterator[Callable[..., str]]:
-    """Start ``uvicorn <package>.main:app`` as the README says, with the .env that
-    generation wrote (production settings, the fresh secret) and a fresh database;
-    returns its base URL. Every server is stopped after the test."""
-    processes: list[subprocess.Popen] = []
-
-    def start(purpose: str, **settings: str) -> str:
-        port = free_port()
-        # A file, not a pipe: nobody reads while the server runs, and a full pipe
-        # would block the server on its next log line.
-        log = tmp_path / f"{purpose}.log"
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
-                cwd=baked.path,
-                env=clean_env(baked, DATABASE_URL=database_url(purpose), **settings),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/health", process, log)
-        return base
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture
