@@ -1,0 +1,396 @@
+"""Benchmark a generated service against a bare FastAPI endpoint on the same server.
+
+    python3 bench/service.py [--database sqlite|postgresql] [--jwt-library ...]
+                             [--password-hashing ...] [--structure ...]
+                             [--workers 1 2] [--duration 10] [--connections 32]
+
+Generates the variant, installs it into its own environment, and for each worker
+count starts (with uvicorn, uvloop and httptools, no access log, as `serve` does):
+a bare FastAPI app with an `async def` and a `def` endpoint, then the service on a
+sqlite file or a throwaway PostgreSQL. It seeds users straight into the database (one
+password hash shared by all, so 100,000 users take seconds) and drives load with wrk.
+Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
+
+A script that prints figures, not a test: these machines are shared and noisy, so
+compare ratios measured in one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import (  # noqa: E402
+    OPTIONS,
+    Bakery,
+    Environment,
+    Postgres,
+    PostgresServer,
+    find_postgres_bin,
+    free_port,
+)
+
+PASSWORD = "benchmark password"
+REFERENCE_APP = """\
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/async")
+async def bare_async() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/sync")
+def bare_sync() -> dict[str, str]:
+    return {"status": "ok"}
+"""
+POST_FORM = """\
+wrk.method = "POST"
+wrk.body = "{body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class Figure:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+
+
+def wrk(
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    script: str | None = None,
+) -> Figure:
+    """One wrk run (2 threads, or 1 for a single connection) with latency figures."""
+    threads = min(2, connections)
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if script:
+        args += ["-s", script]
+    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+    def percentile(p: int) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", output, re.M).groups()
+        return float(value) * UNITS[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    errors = int(bad.group(1)) if bad else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Figure(url, rps, percentile(50), percentile(99), errors)
+
+
+@contextmanager
+def uvicorn(
+    env: Environment, app: str, cwd: Path, workers: int, settings: dict[str, str]
+) -> Iterator[str]:
+    """A uvicorn server as the service's `serve` runs it; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            env.bin("uvicorn"),
+            app,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        cwd=cwd,
+        env={**os.environ, **settings},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, _ = request(base, "GET", "/openapi.json")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{app} did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def request(
+    base: str,
+    method: str,
+    path: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    parsed = urllib.parse.urlparse(base)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def login_form(username: str) -> str:
+    return urllib.parse.urlencode({"username": username, "password": PASSWORD})
+
+
+def token_for(base: str, username: str) -> str:
+    status, body = request(
+        base,
+        "POST",
+        "/token",
+        login_form(username),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200, body
+    return json.loads(body)["access_token"]
+
+
+def login_time_ratio(base: str, rounds: int = 30) -> tuple[float, float]:
+    """Median seconds of a login with a wrong password for an existing user and for
+    a username that does not exist, interleaved so drift hits both alike."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    wrong = urllib.parse.urlencode({"username": "user1", "password": "wrong password"})
+    unknown = urllib.parse.urlencode({"username": "nobody", "password": "wrong password"})
+    for _ in range(rounds):
+        for kind, body in (("known", wrong), ("unknown", unknown)):
+            started = time.perf_counter()
+            status, _ = request(base, "POST", "/token", body, headers)
+            times[kind].append(time.perf_counter() - started)
+            assert status == 401, status
+    return statistics.median(times["known"]), statistics.median(times["unknown"])
+
+
+class Database:
+    """Where the service keeps its users: a sqlite file or a throwaway PostgreSQL."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        self.server: PostgresServer | None = None
+        if kind == "postgresql":
+            bindir = find_postgres_bin()
+            if bindir is None:
+                raise SystemExit("PostgreSQL server binaries (initdb, pg_ctl) are needed")
+            self.server = PostgresServer(bindir)
+            self.server.start()
+            self.url = Postgres(self.server.admin_url).create_database("bench")
+        else:
+            self.url = f"sqlite:///{tmp / 'bench.db'}"
+
+    def add_users(self, first: int, last: int, hashed: str) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [(f"user{n}", hashed, now, now) for n in range(first, last + 1)]
+        sql = (
+            "INSERT INTO users (username, hashed_password, is_active, is_superuser,"
+            " created_at, updated_at) VALUES ({0}, {0}, true, false, {0}, {0})"
+        )
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.url) as connection, connection.cursor() as cursor:
+                cursor.executemany(sql.format("%s"), rows)
+        else:
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as connection:
+                connection.executemany(sql.format("?"), rows)
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+
+def run_python(env: Environment, cwd: Path, settings: dict[str, str], code: str) -> str:
+    return subprocess.run(
+        [env.bin("python"), "-c", code],
+        cwd=cwd,
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def measure(
+    args: argparse.Namespace, workers: int, env: Environment, project: Path, package: str, tmp: Path
+) -> list[Figure]:
+    duration, connections = args.duration, args.connections
+    figures = []
+    with uvicorn(env, "bench_reference:app", tmp, workers, {}) as base:
+        for path in ("/async", "/sync"):
+            figure = wrk(base + path, duration=duration, connections=connections)
+            figure.name = f"bare FastAPI `{path[1:]} def`"
+            figures.append(figure)
+
+    (tmp / f"w{workers}").mkdir()
+    database = Database(args.database, tmp / f"w{workers}")
+    settings = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "DATABASE_URL": database.url,
+        "LOGIN_MAX_FAILURES": "0",  # the login loops below are not an attack
+    }
+    try:
+        run_python(env, project, settings, f"from {package}.database import migrate; migrate()")
+        hashed = run_python(
+            env,
+            project,
+            settings,
+            f"from {package}.passwords import hash_password; print(hash_password({PASSWORD!r}))",
+        )
+        database.add_users(1, 100, hashed)
+        with uvicorn(env, f"{package}.main:app", project, workers, settings) as base:
+            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
+            figure = wrk(
+                base + "/users/me", duration=duration, connections=connections, headers=bearer
+            )
+            figure.name = "GET /users/me (100 users)"
+            figures.append(figure)
+
+            idle = wrk(base + "/health", duration=duration, connections=1)
+            idle.name = "GET /health, idle (1 connection)"
+            figures.append(idle)
+
+            form = tmp / "login.lua"
+            form.write_text(POST_FORM.format(body=login_form("user1")))
+            for concurrency in (1, 8):
+                figure = wrk(
+                    base + "/token", duration=duration, connections=concurrency, script=str(form)
+                )
+                figure.name = f"POST /token, {concurrency} at once"
+                figures.append(figure)
+
+            logins = subprocess.Popen(
+                ["wrk", "-t2", "-c8", f"-d{duration + 4}s", "-s", form, base + "/token"],
+                stdout=subprocess.DEVNULL,
+            )
+            time.sleep(2)
+            busy = wrk(base + "/health", duration=duration, connections=1)
+            busy.name = "GET /health during 8 logins in a loop"
+            figures.append(busy)
+            logins.wait()
+
+            known, unknown = login_time_ratio(base)
+            figures.append(
+                Figure(
+                    f"login: unknown / known user time = {unknown / known:.2f}"
+                    f" ({unknown * 1000:.0f} ms / {known * 1000:.0f} ms)",
+                    0,
+                    0,
+                    0,
+                )
+            )
+
+            database.add_users(101, 100_000, hashed)
+            figure = wrk(
+                base + "/users/me", duration=duration, connections=connections, headers=bearer
+            )
+            figure.name = "GET /users/me (100,000 users)"
+            figures.append(figure)
+    finally:
+        database.stop()
+    return figures
+
+
+def print_table(title: str, figures: list[Figure]) -> None:
+    reference = figures[0].requests_per_second
+    print(f"\n{title}")
+    print(
+        f"| {'measure':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'x bare async':>12} |"
+    )
+    print(f"|{'-' * 46}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 14}|")
+    for f in figures:
+        if not f.requests_per_second:
+            print(f"| {f.name:<44} | {'':>8} | {'':>7} | {'':>7} | {'':>12} |")
+            continue
+        ratio = f.requests_per_second / reference
+        errors = f" ({f.errors} errors)" if f.errors else ""
+        print(
+            f"| {f.name + errors:<44} | {f.requests_per_second:>8.0f} | {f.p50_ms:>7.2f} "
+            f"| {f.p99_ms:>7.2f} | {ratio:>12.2f} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for option, choices in OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", choices=choices, default=choices[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: sudo apt-get install -y wrk")
+    answers = {option: getattr(args, option) for option in OPTIONS}
+    with tempfile.TemporaryDirectory(prefix="bench-") as name:
+        tmp = Path(name)
+        started = time.monotonic()
+        baked = Bakery(tmp / "bakery").bake(**answers)
+        generated = time.monotonic() - started
+        env = Environment.create(tmp / "env", baked.path)
+        installed = time.monotonic() - started - generated
+        (tmp / "bench_reference.py").write_text(REFERENCE_APP)
+        print(
+            f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{datetime.now(UTC):%Y-%m-%d}"
+        )
+        print(
+            f"variant {' '.join(f'{k}={v}' for k, v in answers.items())}: "
+            f"generated in {generated:.1f} s, installed in {installed:.1f} s"
+        )
+        for workers in args.workers:
+            figures = measure(args, workers, env, baked.path, baked.package, tmp)
+            print_table(
+                f"uvicorn --workers {workers}, wrk {args.connections} connections, "
+                f"{args.duration} s per row",
+                figures,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
