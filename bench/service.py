@@ -103,7 +103,10 @@ def wrk(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
     def percentile(p: int) -> float:
-        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", output, re.M).groups()
+        found = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not found:
+            raise SystemExit(f"unexpected wrk output:\n{output}")
+        value, unit = found.groups()
         return float(value) * UNITS[unit]
 
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

@@ -1,11 +1,13 @@
 """Logging in: POST /token (OAuth2 form) and POST /login (JSON)."""
 
+import threading
+
 import pytest
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from sqlalchemy import select, update
 
-{{ imports(database="SessionLocal", models="User", passwords="MAX_BYTES") }}
+{{ imports(database="SessionLocal", models="User", passwords="") }}
 
 from .conftest import FAST_HASHERS, PASSWORD, bearer
 
@@ -98,7 +100,10 @@ def test_inactive_user_cannot_log_in_and_its_tokens_stop_working(
 def test_password_over_the_byte_limit_is_401_not_500(
     client: TestClient, user: dict, route: str
 ) -> None:
-    for password in (PASSWORD + "x" * (MAX_BYTES + 1 - len(PASSWORD)), "é" * 5000):
+    for password in (
+        PASSWORD + "x" * (passwords.MAX_BYTES + 1 - len(PASSWORD)),
+        "é" * 5000,
+    ):
         response = post_login(client, route, "alice", password)
         assert response.status_code == 401
 
@@ -107,14 +112,14 @@ def test_password_over_the_byte_limit_is_refused_at_registration(
     client: TestClient,
 ) -> None:
     response = client.post(
-        "/users/", json={"username": "bob", "password": "x" * (MAX_BYTES + 1)}
+        "/users/", json={"username": "bob", "password": "x" * (passwords.MAX_BYTES + 1)}
     )
     assert response.status_code == 422
-    assert str(MAX_BYTES) in response.text
+    assert str(passwords.MAX_BYTES) in response.text
 
 
 def test_password_at_the_byte_limit_works(client: TestClient) -> None:
-    password = "é" * (MAX_BYTES // 2)  # two bytes each
+    password = "é" * (passwords.MAX_BYTES // 2)  # two bytes each
     assert (
         client.post(
             "/users/", json={"username": "bob", "password": password}
@@ -159,3 +164,22 @@ def test_login_form_is_the_oauth2_password_flow(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
     assert flows["password"]["tokenUrl"] == "token"
+
+
+def test_password_checks_wait_for_a_free_hashing_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hashing never takes more cores than HASHING_SLOTS, whatever the load."""
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(passwords, "HASHING_SLOTS", slots)
+    hashed = passwords.hash_password(PASSWORD)
+    results: list[tuple[bool, str | None]] = []
+    with slots:  # every slot taken
+        check = threading.Thread(
+            target=lambda: results.append(passwords.verify_password(PASSWORD, hashed))
+        )
+        check.start()
+        check.join(timeout=0.5)
+        assert check.is_alive() and not results
+    check.join(timeout=10)
+    assert results == [(True, None)]

@@ -110,8 +110,8 @@ def test_bad_token_is_401(client: TestClient, claims: dict, kind: str) -> None:
 
 def test_created_token_carries_every_claim() -> None:
     token = create_access_token("42", "s" * 32, expires_delta=timedelta(minutes=5))
-    assert decode_access_token(token) == AccessToken(subject="42", session_id="s" * 32)
     claims = payload(token)
+    assert decode_access_token(token) == AccessToken("42", "s" * 32, claims["exp"])
     assert claims["exp"] - claims["iat"] == 300
     assert claims["iss"] == settings.jwt_issuer
     assert claims["aud"] == settings.jwt_audience
@@ -122,6 +122,16 @@ def test_created_token_carries_every_claim() -> None:
 def test_expired_token_is_refused_by_decode() -> None:
     token = create_access_token("42", "s" * 32, expires_delta=timedelta(seconds=-1))
     with pytest.raises(InvalidTokenError):
+        decode_access_token(token)
+
+
+def test_remembered_token_is_still_refused_once_expired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = create_access_token("42", "s" * 32, expires_delta=timedelta(minutes=1))
+    expires_at = decode_access_token(token).expires_at  # checked, and remembered
+    monkeypatch.setattr(time, "time", lambda: expires_at)
+    with pytest.raises(InvalidTokenError, match="expired"):
         decode_access_token(token)
 
 

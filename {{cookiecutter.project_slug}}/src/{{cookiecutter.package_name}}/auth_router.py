@@ -73,6 +73,6 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
 
 
 @router.get("/protected", responses=UNAUTHENTICATED)
-def protected(user: CurrentUser) -> Message:
+async def protected(user: CurrentUser) -> Message:
     """An example of a route that needs a valid token."""
     return Message(message=f"Welcome {user.username}")

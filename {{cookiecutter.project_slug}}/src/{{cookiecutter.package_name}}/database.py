@@ -1,13 +1,14 @@
 """Engine, sessions and schema migrations."""
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import Depends
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,6 +84,18 @@ def schema_is_current() -> bool:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     return set(current) == set(heads)
+
+
+T = TypeVar("T")
+
+
+async def run_query(query: Callable[[], T]) -> T:
+    """Run a short query from async code. sqlite lives in this process: the query
+    costs less than a hand-off to the threadpool, so it runs inline. A networked
+    database runs in the threadpool, so that waiting for it never stalls the loop."""
+    if engine.dialect.name == "sqlite":
+        return query()
+    return await run_in_threadpool(query)
 
 
 def ping() -> bool:

@@ -1,12 +1,12 @@
 """Request dependencies: who is calling, and may they."""
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
 
-{{ imports(database="SessionDep", models="AuthSession, User", tokens="InvalidTokenError, decode_access_token") }}
+{{ imports(auth_service="find_caller", database="run_query", tokens="InvalidTokenError, decode_access_token", user_schemas="UserPublic") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
@@ -28,35 +28,29 @@ def unauthorized(detail: str) -> HTTPException:
     )
 
 
-def get_current_user(
-    session: SessionDep, token: Annotated[str, Depends(oauth2_scheme)]
-) -> User:
+async def get_current_user(
+    token: Annotated[str, Depends(oauth2_scheme)],
+) -> UserPublic:
     """The active user the bearer token belongs to, if its login is not revoked;
-    401 otherwise."""
+    401 otherwise. Read-only: a route that changes the user loads it itself."""
     try:
         claims = decode_access_token(token)
     except InvalidTokenError:
         claims = None
     user = None
     if claims and claims.subject.isdigit():
-        user = session.scalar(
-            select(User)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(
-                User.id == int(claims.subject),
-                AuthSession.id == claims.session_id,
-                AuthSession.revoked_at.is_(None),
-            )
+        user = await run_query(
+            partial(find_caller, int(claims.subject), claims.session_id)
         )
-    if user is None or not user.is_active:
+    if user is None:
         raise unauthorized("Could not validate credentials")
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 
 
-def get_current_superuser(user: CurrentUser) -> User:
+async def get_current_superuser(user: CurrentUser) -> UserPublic:
     """The current user if a superuser; 403 otherwise."""
     if not user.is_superuser:
         raise HTTPException(
@@ -66,4 +60,4 @@ def get_current_superuser(user: CurrentUser) -> User:
     return user
 
 
-CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
+CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, run_query, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
@@ -66,9 +66,9 @@ def create_app() -> FastAPI:
         tags=["health"],
         responses={503: {"description": "Database unavailable"}},
     )
-    def health(response: Response) -> dict[str, str]:
+    async def health(response: Response) -> dict[str, str]:
         """200 when the database answers, 503 when it does not."""
-        if ping():
+        if await run_query(ping):
             return {"status": "ok"}
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "unavailable"}

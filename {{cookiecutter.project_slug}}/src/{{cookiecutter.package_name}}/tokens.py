@@ -6,9 +6,11 @@ ours, ``exp`` and ``nbf`` are enforced and a ``crit`` header is refused.
 (Refresh tokens are not JWTs: see the auth service.)
 """
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 {% if cookiecutter.jwt_library == "pyjwt" -%}
@@ -38,6 +40,7 @@ class AccessToken:
 
     subject: str
     session_id: str
+    expires_at: float
 
 
 def create_access_token(
@@ -61,7 +64,19 @@ def create_access_token(
 
 
 def decode_access_token(token: str) -> AccessToken:
-    """What a valid access token says; raises InvalidTokenError for anything else."""
+    """What a valid access token says; raises InvalidTokenError for anything else.
+
+    The signature and claims of a token are checked once and remembered (for a
+    bounded number of tokens); its expiry is checked again on every use.
+    """
+    access = _verify(token)
+    if access.expires_at <= time.time():
+        raise InvalidTokenError("token has expired")
+    return access
+
+
+@lru_cache(maxsize=4096)
+def _verify(token: str) -> AccessToken:
     claims = _decode(token)
     subject, session_id = claims.get("sub"), claims.get("sid")
     if claims.get("type") != ACCESS:
@@ -70,7 +85,7 @@ def decode_access_token(token: str) -> AccessToken:
         raise InvalidTokenError("token has no subject")
     if not isinstance(session_id, str) or not session_id:
         raise InvalidTokenError("token has no session")
-    return AccessToken(subject, session_id)
+    return AccessToken(subject, session_id, claims["exp"])
 
 
 def _secret() -> str:

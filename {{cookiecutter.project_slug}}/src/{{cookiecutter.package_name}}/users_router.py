@@ -44,8 +44,8 @@ for path in ("/users/", "/register"):
     )
 
 
-@router.get("/users/me", response_model=UserPublic, responses=UNAUTHENTICATED)
-def read_current_user(user: CurrentUser) -> User:
+@router.get("/users/me", responses=UNAUTHENTICATED)
+async def read_current_user(user: CurrentUser) -> UserPublic:
     return user
 
 
@@ -53,7 +53,7 @@ def read_current_user(user: CurrentUser) -> User:
 def update_current_user(
     changes: UserUpdateMe, user: CurrentUser, session: SessionDep
 ) -> User:
-    return update_user(session, user, changes)
+    return update_user(session, _get_user(session, user.id), changes)
 
 
 @router.post(
@@ -66,7 +66,8 @@ def change_current_password(
     body: PasswordChange, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Change your password; every login (this one included) ends: log in again."""
-    if not change_password(session, user, body.current_password, body.new_password):
+    record = _get_user(session, user.id)
+    if not change_password(session, record, body.current_password, body.new_password):
         raise HTTPException(
             status_code=status.HTTP_400_BAD_REQUEST,
             detail="Current password is incorrect",
