@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from .support import TEMPLATE
+from .support import TEMPLATE, run
 
 
 def readme_command(heading: str) -> str:
@@ -32,6 +32,10 @@ def test_github_workflow_runs_the_readme_test_command_for_each_database() -> Non
     assert "postgres" in job["services"]
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert [run for run in runs if "pytest" in run] == [readme_command("## Run the tests")]
+
+
+def test_github_workflow_passes_actionlint() -> None:
+    run(["actionlint", "-no-color", TEMPLATE / ".github" / "workflows" / "ci.yml"])
 
 
 def test_readme_quick_start_generates_and_serves_the_default_variant() -> None:

@@ -98,6 +98,11 @@ def test_github_workflow_is_a_valid_workflow(baked: Baked) -> None:
     assert ("services" in jobs["test"]) == (baked.answers["database"] == "postgresql")
 
 
+def test_github_workflow_passes_actionlint(baked: Baked) -> None:
+    """Expressions, action versions and runner images too, which a schema cannot see."""
+    run(["actionlint", "-no-color", baked.path / ".github" / "workflows" / "ci.yml"])
+
+
 def test_dockerfile_passes_hadolint(baked: Baked) -> None:
     run(["hadolint", baked.path / "Dockerfile"])
 
