@@ -22,6 +22,8 @@ from .support import (
     Postgres,
     PostgresServer,
     clean_env,
+    declared_dependencies,
+    extension,
     find_postgres_bin,
     free_port,
     variant_id,
@@ -42,14 +44,24 @@ def baked(bakery: Bakery, variant: dict[str, str]) -> Baked:
 
 @pytest.fixture(scope="session")
 def environments(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Baked], Environment]:
-    """The isolated environment of a baked project, created once per session."""
+    """The environment of a baked project, with the project installed into it.
+
+    Projects that declare exactly the same dependencies share one environment: it is
+    created, and its dependencies compiled, once. Each project is installed into it
+    the first time it is asked for (proving its pyproject installs); its processes
+    then put its own src/ first on PYTHONPATH (``clean_env``)."""
     root = tmp_path_factory.mktemp("envs")
-    made: dict[Path, Environment] = {}
+    shared: dict[str, Environment] = {}
+    installed: set[Path] = set()
 
     def environment(project: Baked) -> Environment:
-        if project.path not in made:
-            made[project.path] = Environment.create(root / f"env-{len(made)}", project.path)
-        return made[project.path]
+        key = declared_dependencies(project.path)
+        if key not in shared:
+            shared[key] = Environment.create(root / f"env-{len(shared)}", project.path)
+        elif project.path not in installed:
+            shared[key].install(project.path)
+        installed.add(project.path)
+        return shared[key]
 
     return environment
 
@@ -101,23 +113,52 @@ def database_url(baked: Baked, request: pytest.FixtureRequest) -> Callable[[str]
     return make
 
 
+#: uvicorn, but with password hashing at the generated tests' lowest cost (same
+#: algorithms, same order): for checks about the API rather than about hashing.
+CHEAP_HASHING_UVICORN = """
+import sys
+
+import uvicorn
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+import {passwords} as passwords
+
+cheap = {{
+    Argon2Hasher: Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),
+    BcryptHasher: BcryptHasher(rounds=4),
+}}
+hashers = passwords.password_hash.hashers
+passwords.password_hash = PasswordHash(tuple(cheap[type(h)] for h in hashers))
+uvicorn.run("{app}", port=int(sys.argv[1]))
+"""
+
+
 @pytest.fixture
 def serve(
     baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
     """Start ``uvicorn <package>.main:app`` as the README says, with the .env that
     generation wrote (production settings, the fresh secret) and a fresh database;
-    returns its base URL. Every server is stopped after the test."""
+    returns its base URL. ``cheap_hashing=True`` lowers the hashing cost only.
+    Every server is stopped after the test."""
     processes: list[subprocess.Popen] = []
 
-    def start(purpose: str, **settings: str) -> str:
+    def start(purpose: str, *, cheap_hashing: bool = False, **settings: str) -> str:
         port = free_port()
+        app = f"{baked.package}.main:app"
+        command: list[str | Path] = [env.bin("uvicorn"), app, "--port", str(port)]
+        if cheap_hashing:
+            passwords = extension.LAYOUTS[baked.answers["structure"]]["passwords"]
+            script = CHEAP_HASHING_UVICORN.format(passwords=f"{baked.package}.{passwords}", app=app)
+            command = [env.bin("python"), "-c", script, str(port)]
         # A file, not a pipe: nobody reads while the server runs, and a full pipe
         # would block the server on its next log line.
         log = tmp_path / f"{purpose}.log"
         with log.open("w") as output:
             process = subprocess.Popen(
-                [env.bin("uvicorn"), f"{baked.package}.main:app", "--port", str(port)],
+                command,
                 cwd=baked.path,
                 env=clean_env(baked, DATABASE_URL=database_url(purpose), **settings),
                 stdout=output,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
@@ -24,6 +27,19 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+
+def load_template_module(path: str, name: str) -> ModuleType:
+    """A Python file of the template (hook, extension) as a plain module."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+extension = load_template_module("local_extensions.py", "local_extensions")
 
 #: Every prompt with a list of choices, in cookiecutter.json's order.
 OPTIONS: dict[str, list[str]] = {
@@ -50,18 +66,44 @@ def variant_id(answers: dict[str, str]) -> str:
     return "-".join(answers[key] for key in OPTIONS)
 
 
-def variant_params(one_per: str | None = None) -> list:
-    """One pytest param per variant, all of a variant's tests on one xdist worker
-    so that it is baked and installed once. ``one_per="structure"``: only the first
-    variant of each choice of that option (for checks that only it can change)."""
+def variant_params(one_per: str | None = None, *, pairwise: bool = False) -> list:
+    """One pytest param per variant. ``one_per="structure"``: only the first variant
+    of each choice of that option (for checks that only it can change).
+    ``pairwise``: a covering subset, see ``pairwise_variants``.
+
+    Variants whose options add the same dependencies run on one xdist worker, so
+    that they share one environment (see the ``environments`` fixture)."""
     variants = SELECTED
     if one_per:
         firsts = {v[one_per]: v for v in reversed(SELECTED)}
         variants = [firsts[choice] for choice in OPTIONS[one_per] if choice in firsts]
+    if pairwise:
+        variants = pairwise_variants(SELECTED)
     return [
-        pytest.param(v, id=variant_id(v), marks=pytest.mark.xdist_group(variant_id(v)))
+        pytest.param(v, id=variant_id(v), marks=pytest.mark.xdist_group(dependency_group(v)))
         for v in variants
     ]
+
+
+def choice_pairs(answers: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
+    return set(itertools.combinations(answers.items(), 2))
+
+
+def pairwise_variants(variants: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A few variants in which every pair of choices of any two options appears at
+    least once (a greedy covering array): 9 of the 36, for checks too slow for all."""
+    uncovered = set().union(*map(choice_pairs, variants))
+    chosen = []
+    while uncovered:
+        best = max(variants, key=lambda v: len(choice_pairs(v) & uncovered))
+        chosen.append(best)
+        uncovered -= choice_pairs(best)
+    return chosen
+
+
+def dependency_group(answers: dict[str, str]) -> str:
+    """The answers that decide a variant's dependencies (local_extensions.REQUIREMENTS)."""
+    return "-".join(answers[option] for option in extension.REQUIREMENTS)
 
 
 def run(
@@ -140,7 +182,7 @@ def uv() -> str:
 
 @dataclass
 class Environment:
-    """A virtual environment holding one generated project, installed from its own
+    """A virtual environment holding generated projects, each installed from its own
     pyproject.toml (so a dependency it forgets to declare is missing here)."""
 
     path: Path
@@ -151,6 +193,11 @@ class Environment:
     @classmethod
     def create(cls, path: Path, project: Path) -> Environment:
         run([uv(), "venv", "--quiet", "--python", sys.executable, path])
+        environment = cls(path)
+        environment.install(project)
+        return environment
+
+    def install(self, project: Path) -> None:
         run(
             [
                 uv(),
@@ -158,12 +205,20 @@ class Environment:
                 "install",
                 "--quiet",
                 "--python",
-                path / "bin" / "python",
+                self.bin("python"),
                 "--editable",
                 f"{project}[dev]",
             ]
         )
-        return cls(path)
+
+
+def declared_dependencies(project: Path) -> str:
+    """Everything a project's pyproject.toml asks to install, as one comparable key."""
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    return json.dumps(
+        [sorted(metadata["dependencies"]), metadata.get("optional-dependencies", {})],
+        sort_keys=True,
+    )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -184,7 +239,8 @@ def clean_env(baked: Baked, **overrides: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in settings and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
     }
-    return {**env, **overrides}
+    # Its own code first, whichever project of its environment was installed last.
+    return {**env, "PYTHONPATH": str(baked.path / "src"), **overrides}
 
 
 def free_port() -> int:

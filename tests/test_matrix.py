@@ -1,7 +1,7 @@
 """The matrix of variants and the template's single sources of truth."""
 
 from .hooks import extension, post_gen
-from .support import OPTIONS, TEMPLATE, VARIANTS
+from .support import OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
 
 PACKAGE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
 
@@ -10,6 +10,13 @@ def test_every_combination_of_choices_is_a_variant() -> None:
     assert len(VARIANTS) == 36  # 2 databases x 3 JWT libraries x 2 hashers x 3 structures
     assert len({tuple(v.values()) for v in VARIANTS}) == len(VARIANTS)
     assert set(OPTIONS) == {"database", "jwt_library", "password_hashing", "structure"}
+
+
+def test_pairwise_subset_covers_every_pair_of_choices() -> None:
+    every_pair = set().union(*map(choice_pairs, VARIANTS))
+    subset = pairwise_variants(VARIANTS)
+    assert set().union(*map(choice_pairs, subset)) == every_pair
+    assert len(subset) < len(VARIANTS) / 3
 
 
 def test_every_structure_has_a_layout() -> None:
