@@ -1,6 +1,9 @@
 """Logging in: POST /token (OAuth2 form) and POST /login (JSON)."""
 
+import os
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -166,20 +169,31 @@ def test_login_form_is_the_oauth2_password_flow(client: TestClient) -> None:
     assert flows["password"]["tokenUrl"] == "token"
 
 
-def test_password_checks_wait_for_a_free_hashing_slot(
+def test_password_checks_queue_for_the_hashing_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Hashing never takes more cores than HASHING_SLOTS, whatever the load."""
-    slots = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(passwords, "HASHING_SLOTS", slots)
+    """Hashing never takes more threads than HASHERS has, whatever the load."""
+    hashers = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(passwords, "HASHERS", hashers)
     hashed = passwords.hash_password(PASSWORD)
     results: list[tuple[bool, str | None]] = []
-    with slots:  # every slot taken
-        check = threading.Thread(
-            target=lambda: results.append(passwords.verify_password(PASSWORD, hashed))
-        )
-        check.start()
-        check.join(timeout=0.1)
-        assert check.is_alive() and not results
+    busy = threading.Event()
+    hashers.submit(busy.wait)  # the only hasher is taken
+    check = threading.Thread(
+        target=lambda: results.append(passwords.verify_password(PASSWORD, hashed))
+    )
+    check.start()
+    check.join(timeout=0.1)
+    assert check.is_alive() and not results
+    busy.set()
     check.join(timeout=10)
+    hashers.shutdown()
     assert results == [(True, None)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_hashing_threads_run_at_low_priority() -> None:
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert passwords.HASHERS.submit(priority).result() > priority()

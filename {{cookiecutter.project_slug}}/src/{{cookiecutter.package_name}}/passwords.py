@@ -7,9 +7,11 @@ New hashes use {{ cookiecutter.password_hashing }}. Hashes made with {{ other }}
 replaced by a {{ cookiecutter.password_hashing }} hash at the next successful login.
 """
 
+import contextlib
 import os
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from pwdlib import PasswordHash
@@ -28,17 +30,28 @@ MAX_BYTES = 4096
 
 #: The first hasher makes new hashes; the others only verify existing ones. Argon2
 #: runs on one thread per hash (parallelism=1, as OWASP recommends), so that
-#: HASHING_SLOTS alone decides how many cores password checks may take.
+#: HASHERS alone decides how many cores password checks may take.
 password_hash = PasswordHash(({{ primary }}, {{ secondary }}))
 
-#: Hashing is slow on purpose. At most this many run at once in a process, so that a
-#: burst of logins leaves a core to every other request (the rest wait their turn).
-HASHING_SLOTS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 1) - 1))
+
+def _lower_priority() -> None:
+    """Let every other thread of the machine go first (where the OS allows it)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+#: Hashing is slow on purpose. It runs on these threads only: at most one fewer than
+#: the cores, at low priority, so that a burst of logins never stalls other requests
+#: (logins queue for a hasher instead).
+HASHERS = ThreadPoolExecutor(
+    max_workers=max(1, (os.cpu_count() or 1) - 1),
+    thread_name_prefix="password-hashing",
+    initializer=_lower_priority,
+)
 
 
 def hash_password(password: str) -> str:
-    with HASHING_SLOTS:
-        return password_hash.hash(password)
+    return HASHERS.submit(password_hash.hash, password).result()
 
 
 def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
@@ -50,15 +63,18 @@ def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None
     """
     if len(password.encode()) > MAX_BYTES:
         return False, None
-    with HASHING_SLOTS:
-        if hashed is None:
-            password_hash.verify(password, _dummy_hash(password_hash))
-            return False, None
-        try:
-            return password_hash.verify_and_update(password, hashed)
-        except (UnknownHashError, ValueError):
-            # An unreadable stored hash, or bcrypt refusing a password over 72 bytes.
-            return False, None
+    return HASHERS.submit(_verify, password, hashed).result()
+
+
+def _verify(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    if hashed is None:
+        password_hash.verify(password, _dummy_hash(password_hash))
+        return False, None
+    try:
+        return password_hash.verify_and_update(password, hashed)
+    except (UnknownHashError, ValueError):
+        # An unreadable stored hash, or bcrypt refusing a password over 72 bytes.
+        return False, None
 
 
 @cache
