@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from sqlalchemy import select, update
 
-{{ imports(database="SessionLocal", models="User", passwords="") }}
+{{ imports(database="SessionLocal, engine", models="User", passwords="") }}
 
 from .conftest import FAST_HASHERS, PASSWORD, bearer
 
@@ -167,6 +167,23 @@ def test_login_form_is_the_oauth2_password_flow(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
     assert flows["password"]["tokenUrl"] == "token"
+
+
+def test_no_database_connection_is_held_while_hashing(
+    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login waiting for a hasher must not keep a pooled connection from others."""
+    held: list[int] = []
+    check = passwords._verify
+
+    def spy(password: str, hashed: str | None) -> tuple[bool, str | None]:
+        held.append(engine.pool.checkedout())
+        return check(password, hashed)
+
+    monkeypatch.setattr(passwords, "_verify", spy)
+    response = client.post("/token", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert held == [0]
 
 
 def test_password_checks_queue_for_the_hashing_threads(

@@ -48,6 +48,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     outdated password hash on success.
     """
     user = get_user_by_username(session, username)
+    session.commit()  # ends the read: no pooled connection is held during the hash
     valid, new_hash = verify_password(password, user.hashed_password if user else None)
     if user is None or not valid or not user.is_active:
         return None

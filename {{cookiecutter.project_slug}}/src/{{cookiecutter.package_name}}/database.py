@@ -24,7 +24,11 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``: sqlite with foreign keys and WAL; PostgreSQL with
     checked pooled connections and a bounded connect time (so /health answers)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # More connections than the threadpool has threads (anyio's default: 40), so
+        # run_query's inline lookups never make the event loop wait for one.
+        engine = create_engine(
+            url, max_overflow=50, connect_args={"check_same_thread": False}
+        )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
