@@ -1,7 +1,10 @@
 """GET /health and the schema the service creates at start-up."""
 
+import threading
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -64,3 +67,28 @@ def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
         start_up()
     database.migrate()
     start_up()  # now current: starts
+
+
+def test_queries_from_async_code_take_at_most_pool_size_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(database, "IN_PROCESS", frozenset())  # as for PostgreSQL
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def query() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+
+    async def many() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(4 * database.POOL_SIZE):
+                group.start_soon(database.run_query, query)
+
+    anyio.run(many)
+    assert most == database.POOL_SIZE
