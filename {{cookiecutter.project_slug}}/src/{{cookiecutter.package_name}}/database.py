@@ -104,9 +104,13 @@ T = TypeVar("T")
 
 
 def read_connection() -> Connection:
-    """A pooled connection outside any transaction, for one read: no BEGIN and
-    ROLLBACK round trips around it (on PostgreSQL, two of its three)."""
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    """A pooled connection for one read. On a networked database it stays outside
+    any transaction: no BEGIN and ROLLBACK round trips around the one statement
+    (sqlite has none to save, and switching its mode would cost time)."""
+    connection = engine.connect()
+    if engine.dialect.name in IN_PROCESS:
+        return connection
+    return connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 _readers: RunVar[CapacityLimiter] = RunVar("readers")
