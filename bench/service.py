@@ -8,7 +8,8 @@ Generates the variant, installs it into its own environment, and for each worker
 count starts (with uvicorn, uvloop and httptools, no access log, as `serve` does):
 a bare FastAPI app with an `async def` and a `def` endpoint, then the service on a
 sqlite file or a throwaway PostgreSQL. It seeds users straight into the database (one
-password hash shared by all, so 100,000 users take seconds) and drives load with wrk.
+password hash shared by all, so 100,000 users take seconds) and drives load with wrk
+(installed with apt-get when missing).
 Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
 
 A script that prints figures, not a test: these machines are shared and noisy, so
@@ -367,7 +368,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed: sudo apt-get install -y wrk")
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        if os.geteuid() != 0:
+            install.insert(0, "sudo")
+        print(f"wrk is missing; running: {' '.join(install)}")
+        subprocess.run(install, check=True)
     answers = {option: getattr(args, option) for option in OPTIONS}
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         tmp = Path(name)
