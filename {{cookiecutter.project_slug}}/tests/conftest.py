@@ -92,3 +92,16 @@ def login(client: TestClient, username: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def me_status(client: TestClient, access_token: str) -> int:
+    """What GET /users/me answers to this access token."""
+    return client.get("/users/me", headers=bearer(access_token)).status_code
+
+
+def login_statuses(client: TestClient, tokens: dict[str, str]) -> tuple[int, int]:
+    """What GET /users/me and POST /token/refresh answer to a login's two tokens."""
+    refreshed = client.post(
+        "/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    return me_status(client, tokens["access_token"]), refreshed.status_code

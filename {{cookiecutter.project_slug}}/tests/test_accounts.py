@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 {{ imports(config="settings", database="SessionLocal", main="start_up", models="User") }}
 
-from .conftest import PASSWORD, bearer, login
+from .conftest import PASSWORD, bearer, login, login_statuses, me_status
 
 CLI = "{{ cookiecutter.package_name }}.__main__"
 SERVICE_APP = "{{ cookiecutter.package_name }}.main:app"
@@ -88,14 +88,7 @@ def test_password_change_revokes_every_token(client: TestClient, tokens: dict) -
     )
     assert response.status_code == 204
     for held in (tokens, other):
-        assert (
-            client.get("/users/me", headers=bearer(held["access_token"])).status_code
-            == 401
-        )
-        refreshed = client.post(
-            "/token/refresh", json={"refresh_token": held["refresh_token"]}
-        )
-        assert refreshed.status_code == 401
+        assert login_statuses(client, held) == (401, 401)
     assert (
         client.post(
             "/token", data={"username": "alice", "password": PASSWORD}
@@ -172,24 +165,14 @@ def test_deactivation_ends_every_token_at_once(
         headers=bearer(admin["access_token"]),
     )
     assert response.json()["is_active"] is False
-    assert (
-        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
-        == 401
-    )
-    refreshed = client.post(
-        "/token/refresh", json={"refresh_token": tokens["refresh_token"]}
-    )
-    assert refreshed.status_code == 401
+    assert login_statuses(client, tokens) == (401, 401)
     # Reactivation does not bring the old tokens back.
     client.patch(
         f"/users/{user_id}",
         json={"is_active": True},
         headers=bearer(admin["access_token"]),
     )
-    assert (
-        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
-        == 401
-    )
+    assert me_status(client, tokens["access_token"]) == 401
 
 
 def test_deletion_ends_every_token(
@@ -199,10 +182,7 @@ def test_deletion_ends_every_token(
         "id"
     ]
     client.delete(f"/users/{user_id}", headers=bearer(admin["access_token"]))
-    assert (
-        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
-        == 401
-    )
+    assert me_status(client, tokens["access_token"]) == 401
 
 
 def test_superusers_cannot_lock_themselves_out(client: TestClient, admin: dict) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 {{ imports(database="SessionLocal, engine", models="User", passwords="") }}
 
-from .conftest import FAST_HASHERS, PASSWORD, bearer
+from .conftest import FAST_HASHERS, PASSWORD, bearer, me_status
 
 
 def post_login(client: TestClient, route: str, username: str, password: str):
@@ -96,7 +96,7 @@ def test_inactive_user_cannot_log_in_and_its_tokens_stop_working(
         session.execute(update(User).values(is_active=False))
         session.commit()
     assert post_login(client, "/token", "alice", PASSWORD).status_code == 401
-    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+    assert me_status(client, token) == 401
 
 
 @ROUTES

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 {{ imports(database="SessionLocal", models="RefreshToken, User, utcnow") }}
 
-from .conftest import PASSWORD, bearer, login
+from .conftest import PASSWORD, bearer, login, me_status
 
 
 def refresh_json(client: TestClient, refresh_token: str):
@@ -48,10 +48,7 @@ def test_refresh_returns_a_new_working_pair(
     assert response.status_code == 200
     fresh = response.json()
     assert fresh["refresh_token"] != tokens["refresh_token"]
-    assert (
-        client.get("/users/me", headers=bearer(fresh["access_token"])).status_code
-        == 200
-    )
+    assert me_status(client, fresh["access_token"]) == 200
     assert refresh(client, fresh["refresh_token"]).status_code == 200
 
 
@@ -65,14 +62,8 @@ def test_reusing_a_rotated_token_revokes_the_whole_login(
     assert reused.json() == {"detail": "Invalid refresh token"}
     # The newer tokens of that login are dead too, access tokens included.
     assert refresh(client, fresh["refresh_token"]).status_code == 401
-    assert (
-        client.get("/users/me", headers=bearer(fresh["access_token"])).status_code
-        == 401
-    )
-    assert (
-        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
-        == 401
-    )
+    assert me_status(client, fresh["access_token"]) == 401
+    assert me_status(client, tokens["access_token"]) == 401
 
 
 def test_reuse_in_one_login_leaves_other_logins_alone(
@@ -81,10 +72,7 @@ def test_reuse_in_one_login_leaves_other_logins_alone(
     other = login(client, "alice", PASSWORD)
     refresh_json(client, tokens["refresh_token"])
     refresh_json(client, tokens["refresh_token"])  # reuse
-    assert (
-        client.get("/users/me", headers=bearer(other["access_token"])).status_code
-        == 200
-    )
+    assert me_status(client, other["access_token"]) == 200
     assert refresh_json(client, other["refresh_token"]).status_code == 200
 
 
@@ -130,14 +118,8 @@ def test_logout_ends_that_login_only(client: TestClient, tokens: dict) -> None:
     response = client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
     assert response.status_code == 204
     assert refresh_json(client, tokens["refresh_token"]).status_code == 401
-    assert (
-        client.get("/users/me", headers=bearer(tokens["access_token"])).status_code
-        == 401
-    )
-    assert (
-        client.get("/users/me", headers=bearer(other["access_token"])).status_code
-        == 200
-    )
+    assert me_status(client, tokens["access_token"]) == 401
+    assert me_status(client, other["access_token"]) == 200
 
 
 def test_logout_with_an_unknown_token_reveals_nothing(client: TestClient) -> None:
