@@ -19,8 +19,6 @@ compare ratios measured in one run, not absolute numbers across runs.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import platform
 import re
@@ -50,6 +48,7 @@ from tests.support import (  # noqa: E402
     PostgresServer,
     find_postgres_bin,
     free_port,
+    http,
 )
 
 PASSWORD = "benchmark password"
@@ -148,7 +147,7 @@ def uvicorn(
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, _ = request(base, "GET", "/openapi.json")
+                status, _ = http("GET", f"{base}/openapi.json")
                 if status == 200:
                     break
             except OSError:
@@ -162,53 +161,31 @@ def uvicorn(
         process.wait(timeout=30)
 
 
-def request(
-    base: str,
-    method: str,
-    path: str,
-    body: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, bytes]:
-    parsed = urllib.parse.urlparse(base)
-    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def login_form(username: str) -> str:
     return urllib.parse.urlencode({"username": username, "password": PASSWORD})
 
 
 def token_for(base: str, username: str) -> str:
-    status, body = request(
-        base,
-        "POST",
-        "/token",
-        login_form(username),
-        {"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    status, body = http("POST", f"{base}/token", form={"username": username, "password": PASSWORD})
     assert status == 200, body
-    return json.loads(body)["access_token"]
+    return body["access_token"]
 
 
 def login_time_ratio(base: str, rounds: int = 30) -> tuple[float, float]:
     """Median seconds of a login with a wrong password for an existing user and for
     a username that does not exist, interleaved so drift hits both alike."""
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    times: dict[str, list[float]] = {"known": [], "unknown": []}
-    wrong = urllib.parse.urlencode({"username": "user1", "password": "wrong password"})
-    unknown = urllib.parse.urlencode({"username": "nobody", "password": "wrong password"})
+    times: dict[str, list[float]] = {"user1": [], "nobody": []}
     for _ in range(rounds):
-        for kind, body in (("known", wrong), ("unknown", unknown)):
+        for username, spent in times.items():
             started = time.perf_counter()
-            status, _ = request(base, "POST", "/token", body, headers)
-            times[kind].append(time.perf_counter() - started)
+            status, _ = http(
+                "POST",
+                f"{base}/token",
+                form={"username": username, "password": "wrong password"},
+            )
+            spent.append(time.perf_counter() - started)
             assert status == 401, status
-    return statistics.median(times["known"]), statistics.median(times["unknown"])
+    return statistics.median(times["user1"]), statistics.median(times["nobody"])
 
 
 class Database:
