@@ -1,18 +1,21 @@
-"""GET /health and the schema the service creates at start-up."""
+"""GET /health, reads from async code, and the schema the service creates at start-up."""
 
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
-{{ imports(config="settings", database="", main="start_up", models="User") }}
+{{ imports(auth_service="CALLER", config="settings", database="", main="start_up", models="User", tokens="decode_access_token") }}
+
+from .conftest import me_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +70,43 @@ def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
         start_up()
     database.migrate()
     start_up()  # now current: starts
+
+
+def test_read_one_gives_the_values_sqlalchemy_gives(tokens: dict[str, str]) -> None:
+    """The shortcut behind every authenticated request converts values (booleans,
+    UTC datetimes) exactly as an ordinary SQLAlchemy execution does."""
+    access = decode_access_token(tokens["access_token"])
+    parameters = {"user_id": int(access.subject), "session_id": access.session_id}
+    with database.engine.connect() as connection:
+        row = connection.execute(CALLER, parameters).one()._mapping
+    expected = {column: (type(value), value) for column, value in row.items()}
+
+    found = database.read_one(CALLER, parameters)
+
+    assert found is not None
+    assert {column: (type(value), value) for column, value in found.items()} == expected
+    assert database.read_one(CALLER, {**parameters, "session_id": "other"}) is None
+
+
+def test_reads_reconnect_when_the_database_dropped_their_connection(
+    token: str,
+    client: TestClient,
+) -> None:
+    """After a database restart or failover the pooled read connections are dead:
+    requests must still be answered, not fail once per dead connection."""
+    dropped = []
+
+    def drop_first(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+        if not dropped:
+            dropped.append(dbapi_connection)
+            dbapi_connection.close()
+
+    event.listen(database.readers, "checkout", drop_first)
+    try:
+        assert me_status(client, token) == 200
+    finally:
+        event.remove(database.readers, "checkout", drop_first)
+    assert dropped
 
 
 def test_queries_from_async_code_take_at_most_pool_size_threads(

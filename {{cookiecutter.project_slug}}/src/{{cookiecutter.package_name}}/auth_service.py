@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_schemas="Token", config="settings", database="read_connection", models="AuthSession, RefreshToken, User, utcnow", passwords="hash_password, verify_password", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_schemas="Token", config="settings", database="read_one", models="AuthSession, RefreshToken, User, utcnow", passwords="hash_password, verify_password", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: The active user of a login that is not revoked: the one query behind every
 #: authenticated request (Core, built once: a fraction of an ORM session's cost).
@@ -33,12 +33,9 @@ CALLER = (
 def find_caller(user_id: int, session_id: str) -> UserPublic | None:
     """The active user whose login ``session_id`` is live, read now (so revocation
     and deactivation take effect at once, whichever worker served them)."""
-    with read_connection() as connection:
-        row = connection.execute(
-            CALLER, {"user_id": user_id, "session_id": session_id}
-        ).first()
+    row = read_one(CALLER, {"user_id": user_id, "session_id": session_id})
     # Values straight from our own database need no validation.
-    return UserPublic.model_construct(**row._mapping) if row else None
+    return UserPublic.model_construct(**row) if row else None
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -1,7 +1,8 @@
 """Engine, sessions, short reads from async code, and schema migrations."""
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -10,7 +11,7 @@ from alembic.script import ScriptDirectory
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,22 +28,27 @@ IN_PROCESS = frozenset({"sqlite"})
 MIGRATION_LOCK_KEY = 7_140_522_318_309_041_265
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``: sqlite with foreign keys and WAL; PostgreSQL with
-    checked pooled connections and a bounded connect time (so /health answers)."""
+def make_engine(url: str, *, for_reads: bool = False) -> Engine:
+    """An engine for ``url``: sqlite with foreign keys and WAL; PostgreSQL with a
+    bounded connect time (so /health answers) and each pooled connection checked
+    before use. ``for_reads``: read_one's engine, in autocommit (no transaction to
+    begin and end around its one statement; each read sees every commit made before
+    it) and unchecked (it costs a round trip; read_one reconnects instead)."""
+    reads = {"isolation_level": "AUTOCOMMIT"} if for_reads else {}
     if url.startswith("sqlite"):
         # More connections than the threadpool has threads (anyio's default: 40), so
-        # run_query's inline lookups never make the event loop wait for one.
+        # run_query's inline reads never make the event loop wait for one.
         engine = create_engine(
-            url, max_overflow=50, connect_args={"check_same_thread": False}
+            url, max_overflow=50, connect_args={"check_same_thread": False}, **reads
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(
         url,
         pool_size=POOL_SIZE,
-        pool_pre_ping=True,
+        pool_pre_ping=not for_reads,
         connect_args={"connect_timeout": 5},
+        **reads,
     )
 
 
@@ -55,6 +61,7 @@ def _configure_sqlite(connection: Any, _record: object) -> None:
 
 engine = make_engine(settings.database_url)
 SessionLocal = sessionmaker(engine, expire_on_commit=False)
+readers = make_engine(settings.database_url, for_reads=True)
 
 
 def get_session() -> Iterator[Session]:
@@ -102,27 +109,93 @@ def schema_is_current() -> bool:
     return set(current) == set(heads)
 
 
-def read_connection() -> Connection:
-    """A pooled connection for one read. On a networked database it stays outside
-    any transaction: no BEGIN and ROLLBACK round trips around the one statement
-    (sqlite has none to save, and switching its mode would cost time)."""
-    connection = engine.connect()
-    if engine.dialect.name in IN_PROCESS:
-        return connection
-    return connection.execution_options(isolation_level="AUTOCOMMIT")
+class _Compiled(NamedTuple):
+    sql: str
+    #: Parameter names in order, for drivers that take parameters by position.
+    positions: tuple[str, ...] | None
+    columns: tuple[str, ...]
+    converters: tuple[Callable[[Any], Any] | None, ...]
 
 
-_readers: RunVar[CapacityLimiter] = RunVar("readers")
+@cache
+def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    columns = statement.selected_columns
+    return _Compiled(
+        sql=compiled.string,
+        positions=tuple(compiled.positiontup or ()) if compiled.positional else None,
+        columns=tuple(column.key for column in columns),
+        converters=tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in columns
+        ),
+    )
+
+
+def read_one(
+    statement: Select[Any], parameters: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The first row of a prebuilt SELECT, as a dict; for the hottest reads.
+
+    The statement is compiled once per database and run on a raw pooled connection,
+    its values converted as SQLAlchemy converts them: this skips what SQLAlchemy does
+    on every execution (cache key, execution context, result object), three quarters
+    of the cost of a ``Connection.execute`` here. Parameters reach the driver as
+    they are given. If the server dropped the pooled connections (a restart, a
+    failover), they are replaced and the read runs once more.
+    """
+    compiled = _compile(statement, readers.dialect)
+    arguments: Any = parameters
+    if compiled.positions is not None:
+        arguments = [parameters[name] for name in compiled.positions]
+    try:
+        row = _fetch_one(compiled.sql, arguments)
+    except _Disconnected:
+        readers.dispose()
+        row = _fetch_one(compiled.sql, arguments)
+    if row is None:
+        return None
+    return {
+        column: convert(value) if convert else value
+        for column, convert, value in zip(
+            compiled.columns, compiled.converters, row, strict=True
+        )
+    }
+
+
+class _Disconnected(Exception):
+    """The database server closed the connection."""
+
+
+def _fetch_one(sql: str, arguments: Any) -> Any:
+    connection = readers.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql, arguments)
+        row = cursor.fetchone()
+        cursor.close()
+    except readers.dialect.loaded_dbapi.Error as error:
+        lost = readers.dialect.is_disconnect(error, connection.dbapi_connection, None)
+        connection.invalidate()
+        if lost:
+            raise _Disconnected from error
+        raise
+    finally:
+        connection.close()
+    return row
+
+
+_reader_threads: RunVar[CapacityLimiter] = RunVar("reader_threads")
 
 
 def _reader_slots() -> CapacityLimiter:
     """POOL_SIZE threads for run_query per event loop. More would only queue for
     the pool and the GIL: on the shared threadpool of 40, p99 went past a second."""
     try:
-        return _readers.get()
+        return _reader_threads.get()
     except LookupError:
-        _readers.set(CapacityLimiter(POOL_SIZE))
-        return _readers.get()
+        _reader_threads.set(CapacityLimiter(POOL_SIZE))
+        return _reader_threads.get()
 
 
 async def run_query(query: Callable[[], T]) -> T:
@@ -137,7 +210,7 @@ async def run_query(query: Callable[[], T]) -> T:
 def ping() -> bool:
     """Whether the database answers."""
     try:
-        with read_connection() as connection:
+        with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError:
         return False

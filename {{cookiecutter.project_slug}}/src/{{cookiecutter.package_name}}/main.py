@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, run_query, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
@@ -35,6 +35,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(start_up)
     yield
     engine.dispose()
+    readers.dispose()
 
 
 def create_app() -> FastAPI:
