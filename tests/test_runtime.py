@@ -1,7 +1,10 @@
 """Every variant installs from its own pyproject into its own environment, passes its
 own tests (which run its migrations on an empty database and `alembic check`), and
 serves the seeds' flows over HTTP from a fresh database. PostgreSQL variants do all
-of it against a real PostgreSQL server."""
+of it against a real PostgreSQL server.
+
+The flows hash passwords at the generated tests' cost (same algorithms, same code):
+they are about the API. Each hashing choice also logs in at its production cost."""
 
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ from .support import (
     variant_params,
 )
 
-pytestmark = pytest.mark.parametrize("variant", variant_params())
 
-
+@pytest.mark.parametrize("variant", variant_params())
 def test_own_test_suite_passes(
     baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -39,12 +41,9 @@ def test_own_test_suite_passes(
     assert "skipped" not in result.stdout
 
 
-@pytest.fixture
-def server(serve: Callable[..., str]) -> str:
-    return serve("serve")
-
-
-def test_serves_the_seed_flows_over_http(server: str) -> None:
+@pytest.mark.parametrize("variant", variant_params())
+def test_serves_the_seed_flows_over_http(serve: Callable[..., str]) -> None:
+    server = serve("serve", cheap_hashing=True)
     # Seed 002: create a user with JSON, then log in with the OAuth2 form.
     status, user = http(
         "POST", f"{server}/users/", json_body={"username": "JohnDoe", "password": "johnspassword"}
@@ -75,3 +74,19 @@ def test_serves_the_seed_flows_over_http(server: str) -> None:
     assert (status, body) == (401, {"detail": "Incorrect username or password"})
     assert http("GET", f"{server}/users/me")[0] == 401
     assert http("POST", f"{server}/register", json_body=credentials)[0] == 409
+
+
+@pytest.mark.parametrize("variant", variant_params(one_per="password_hashing"))
+def test_logs_in_with_passwords_hashed_at_production_cost(serve: Callable[..., str]) -> None:
+    """The hashers exactly as configured: a user registers, logs in, and the token
+    opens GET /users/me; a password differing in its last character does not."""
+    server = serve("production-hashing")
+    password = "correct horse battery staple"
+    user = {"username": "carol", "password": password}
+    assert http("POST", f"{server}/register", json_body=user)[0] == 201
+    status, token = http("POST", f"{server}/login", json_body=user)
+    assert status == 200
+    status, me = http("GET", f"{server}/users/me", token=token["access_token"])
+    assert (status, me["username"]) == (200, "carol")
+    near_miss = {"username": "carol", "password": password[:-1] + "!"}
+    assert http("POST", f"{server}/login", json_body=near_miss)[0] == 401
