@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from .hooks import extension, post_gen
-from .support import Baked, read_env_file, run, variant_params
+from .support import Baked, read_env_file, run, schema_errors, variant_params
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
 
@@ -93,7 +93,7 @@ def test_env_holds_a_fresh_secret_and_is_git_ignored(baked: Baked) -> None:
 
 def test_github_workflow_is_a_valid_workflow(baked: Baked) -> None:
     workflow = baked.path / ".github" / "workflows" / "ci.yml"
-    run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow])
+    assert schema_errors("github-workflows", workflow) == []
     jobs = yaml.safe_load(workflow.read_text())["jobs"]
     assert ("services" in jobs["test"]) == (baked.answers["database"] == "postgresql")
 
@@ -109,7 +109,7 @@ def test_dockerfile_passes_hadolint(baked: Baked) -> None:
 
 def test_compose_file_is_valid_and_runs_the_service(baked: Baked) -> None:
     compose = baked.path / "compose.yaml"
-    run(["check-jsonschema", "--builtin-schema", "vendor.compose-spec", compose])
+    assert schema_errors("compose-spec", compose) == []
     services = yaml.safe_load(compose.read_text())["services"]
     assert services["api"]["build"] == "."
     assert ("db" in services) == (baked.answers["database"] == "postgresql")
