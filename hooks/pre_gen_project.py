@@ -81,6 +81,13 @@ def check_package_name(name: str) -> str | None:
     return None
 
 
+def check_description(description: str) -> str | None:
+    """Return why ``description`` cannot be the package's summary, or None."""
+    if len(description.splitlines()) > 1:
+        return "description must be a single line: it becomes the package's summary"
+    return None
+
+
 def check_choices(answers: dict[str, object]) -> str | None:
     """Return why an option's answer is not one of its choices, or None."""
     for key, choices in CHOICES.items():
@@ -94,6 +101,7 @@ def problems(answers: dict[str, object]) -> list[str]:
     found = [
         check_slug(str(answers.get("project_slug", ""))),
         check_package_name(str(answers.get("package_name", ""))),
+        check_description(str(answers.get("description", ""))),
         check_choices(answers),
     ]
     return [problem for problem in found if problem]

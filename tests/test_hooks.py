@@ -51,6 +51,7 @@ def generate(output: Path, **answers: str) -> subprocess.CompletedProcess[str]:
         ({"package_name": "caf\u00e9"}, "is not a valid Python identifier"),
         ({"project_slug": "a" * 61}, "is longer than 60 characters"),
         ({"package_name": "a" * 61}, "is longer than 60 characters"),
+        ({"description": "Line one\nline two"}, "description must be a single line"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(value.values()),
 )
@@ -98,7 +99,7 @@ def test_good_package_names_pass(name: str) -> None:
 HOSTILE = {
     "project_name": 'O\'Brien "Quoted" \\ Caf\u00e9 \u2603 {braces} 100%',
     "author": 'Ren\u00e9e "Q" O\'Hara \\',
-    "description": "Line one\nline two with \"\"\" and ''' and \\N{BULLET} and \\x00",
+    "description": "One line with \"\"\" and ''' and \\N{BULLET} and \\x00 and tabs\there",
 }
 
 
