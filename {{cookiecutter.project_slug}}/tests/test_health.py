@@ -109,7 +109,7 @@ def test_reads_reconnect_when_the_database_dropped_their_connection(
     assert dropped
 
 
-def test_queries_from_async_code_take_at_most_pool_size_threads(
+def test_queries_from_async_code_take_at_most_read_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(database, "IN_PROCESS", frozenset())  # as for PostgreSQL
@@ -127,8 +127,8 @@ def test_queries_from_async_code_take_at_most_pool_size_threads(
 
     async def many() -> None:
         async with anyio.create_task_group() as group:
-            for _ in range(4 * database.POOL_SIZE):
+            for _ in range(4 * database.READ_THREADS):
                 group.start_soon(database.run_query, query)
 
     anyio.run(many)
-    assert most == database.POOL_SIZE
+    assert most == database.READ_THREADS
