@@ -126,7 +126,7 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     return _Compiled(
         sql=compiled.string,
         positions=tuple(compiled.positiontup or ()) if compiled.positional else None,
-        columns=tuple(column.key for column in columns),
+        columns=tuple(columns.keys()),
         converters=tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in columns
