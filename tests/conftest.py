@@ -48,8 +48,9 @@ def environments(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Baked], 
 
     Projects that declare exactly the same dependencies share one environment: it is
     created, and its dependencies compiled, once. Each project is installed into it
-    the first time it is asked for (proving its pyproject installs); its processes
-    then put its own src/ first on PYTHONPATH (``clean_env``)."""
+    the first time it is asked for (proving its pyproject builds and installs; the
+    dependencies it declares are those already installed, so they are not resolved
+    again); its processes then put its own src/ first on PYTHONPATH (``clean_env``)."""
     root = tmp_path_factory.mktemp("envs")
     shared: dict[str, Environment] = {}
     installed: set[Path] = set()
@@ -59,7 +60,7 @@ def environments(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Baked], 
         if key not in shared:
             shared[key] = Environment.create(root / f"env-{len(shared)}", project.path)
         elif project.path not in installed:
-            shared[key].install(project.path)
+            shared[key].install(project.path, dependencies=False)
         installed.add(project.path)
         return shared[key]
 
@@ -188,3 +189,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.line(f"{len(not_run)} checks did not run:")
         for reason in sorted({str(report.longrepr[2]) for report in not_run}):
             terminalreporter.line(f"  {reason.removeprefix('Skipped: ')}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """PostgreSQL variants first. xdist hands out each group of variants that share an
+    environment whole, in collection order, and those groups take longest: started
+    first, they no longer leave one worker finishing alone while the other idles."""
+    items.sort(key=lambda item: not _is_postgresql(item))
+
+
+def _is_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    variant = callspec.params.get("variant") if callspec else None
+    return bool(variant) and variant["database"] == "postgresql"

@@ -224,7 +224,10 @@ class Environment:
         environment.install(project)
         return environment
 
-    def install(self, project: Path) -> None:
+    def install(self, project: Path, *, dependencies: bool = True) -> None:
+        """Install ``project`` (editable) with its dev extras, or without resolving
+        its dependencies when the environment already holds exactly them."""
+        resolve = [] if dependencies else ["--no-deps"]
         run(
             [
                 uv(),
@@ -233,6 +236,7 @@ class Environment:
                 "--quiet",
                 "--python",
                 self.bin("python"),
+                *resolve,
                 "--editable",
                 f"{project}[dev]",
             ]
