@@ -112,19 +112,41 @@ def variant_params(
     ]
 
 
-def choice_pairs(answers: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
-    return set(itertools.combinations(answers.items(), 2))
+#: The options that change what the service does: ``structure`` only moves code.
+BEHAVIOUR = tuple(option for option in OPTIONS if option != "structure")
 
 
-def pairwise_variants(variants: list[dict[str, str]]) -> list[dict[str, str]]:
-    """A few variants in which every pair of choices of any two options appears at
-    least once (a greedy covering array): 9 of the 36, for checks too slow for all."""
-    uncovered = set().union(*map(choice_pairs, variants))
+def choice_pairs(
+    answers: dict[str, str], options: tuple[str, ...] = tuple(OPTIONS)
+) -> set[tuple[tuple[str, str], ...]]:
+    return set(itertools.combinations(((o, answers[o]) for o in options), 2))
+
+
+def pairwise_variants(
+    variants: list[dict[str, str]], options: tuple[str, ...] = BEHAVIOUR
+) -> list[dict[str, str]]:
+    """A few variants in which every pair of choices of any two of ``options`` appears
+    at least once, and every choice of the other options (a greedy covering array):
+    6 of the 36, for checks too slow for all."""
+    others = [option for option in OPTIONS if option not in options]
+
+    def pairs(variant: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
+        return choice_pairs(variant, options)
+
+    def singles(variant: dict[str, str]) -> set[tuple[str, str]]:
+        return {(option, variant[option]) for option in others}
+
+    uncovered_pairs = set().union(*map(pairs, variants))
+    uncovered_singles = set().union(*map(singles, variants))
     chosen = []
-    while uncovered:
-        best = max(variants, key=lambda v: len(choice_pairs(v) & uncovered))
+    while uncovered_pairs or uncovered_singles:
+        best = max(
+            variants,
+            key=lambda v: (len(pairs(v) & uncovered_pairs), len(singles(v) & uncovered_singles)),
+        )
         chosen.append(best)
-        uncovered -= choice_pairs(best)
+        uncovered_pairs -= pairs(best)
+        uncovered_singles -= singles(best)
     return chosen
 
 

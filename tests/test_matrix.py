@@ -1,7 +1,7 @@
 """The matrix of variants and the template's single sources of truth."""
 
 from .hooks import extension, post_gen
-from .support import OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
+from .support import BEHAVIOUR, OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
 
 PACKAGE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
 
@@ -12,10 +12,19 @@ def test_every_combination_of_choices_is_a_variant() -> None:
     assert set(OPTIONS) == {"database", "jwt_library", "password_hashing", "structure"}
 
 
-def test_pairwise_subset_covers_every_pair_of_choices() -> None:
-    every_pair = set().union(*map(choice_pairs, VARIANTS))
+def test_pairwise_subset_covers_every_pair_of_choices_that_change_behaviour() -> None:
+    def pairs(variant: dict[str, str]) -> set:
+        return choice_pairs(variant, BEHAVIOUR)
+
     subset = pairwise_variants(VARIANTS)
-    assert set().union(*map(choice_pairs, subset)) == every_pair
+    assert set().union(*map(pairs, subset)) == set().union(*map(pairs, VARIANTS))
+    assert {v["structure"] for v in subset} == set(OPTIONS["structure"])
+    assert len(subset) <= len(VARIANTS) / 6
+
+
+def test_pairwise_subset_of_every_option_covers_every_pair() -> None:
+    subset = pairwise_variants(VARIANTS, tuple(OPTIONS))
+    assert set().union(*map(choice_pairs, subset)) == set().union(*map(choice_pairs, VARIANTS))
     assert len(subset) < len(VARIANTS) / 3
 
 
