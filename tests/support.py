@@ -117,21 +117,20 @@ BEHAVIOUR = tuple(option for option in OPTIONS if option != "structure")
 
 
 def choice_pairs(
-    answers: dict[str, str], options: tuple[str, ...] = tuple(OPTIONS)
+    answers: dict[str, str], options: tuple[str, ...]
 ) -> set[tuple[tuple[str, str], ...]]:
+    """Every pair of the answers to two of ``options``."""
     return set(itertools.combinations(((o, answers[o]) for o in options), 2))
 
 
-def pairwise_variants(
-    variants: list[dict[str, str]], options: tuple[str, ...] = BEHAVIOUR
-) -> list[dict[str, str]]:
-    """A few variants in which every pair of choices of any two of ``options`` appears
-    at least once, and every choice of the other options (a greedy covering array):
+def pairwise_variants(variants: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A few variants in which every pair of choices of any two BEHAVIOUR options
+    appears at least once, and every choice of the others (a greedy covering array):
     6 of the 36, for checks too slow for all."""
-    others = [option for option in OPTIONS if option not in options]
+    others = [option for option in OPTIONS if option not in BEHAVIOUR]
 
     def pairs(variant: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
-        return choice_pairs(variant, options)
+        return choice_pairs(variant, BEHAVIOUR)
 
     def singles(variant: dict[str, str]) -> set[tuple[str, str]]:
         return {(option, variant[option]) for option in others}

@@ -22,12 +22,6 @@ def test_pairwise_subset_covers_every_pair_of_choices_that_change_behaviour() ->
     assert len(subset) <= len(VARIANTS) / 6
 
 
-def test_pairwise_subset_of_every_option_covers_every_pair() -> None:
-    subset = pairwise_variants(VARIANTS, tuple(OPTIONS))
-    assert set().union(*map(choice_pairs, subset)) == set().union(*map(choice_pairs, VARIANTS))
-    assert len(subset) < len(VARIANTS) / 3
-
-
 def test_every_structure_has_a_layout() -> None:
     assert set(extension.LAYOUTS) == set(OPTIONS["structure"])
 
