@@ -116,11 +116,9 @@ def variant_params(
 BEHAVIOUR = tuple(option for option in OPTIONS if option != "structure")
 
 
-def choice_pairs(
-    answers: dict[str, str], options: tuple[str, ...]
-) -> set[tuple[tuple[str, str], ...]]:
-    """Every pair of the answers to two of ``options``."""
-    return set(itertools.combinations(((o, answers[o]) for o in options), 2))
+def choice_pairs(answers: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
+    """Every pair of the answers to two BEHAVIOUR options."""
+    return set(itertools.combinations(((o, answers[o]) for o in BEHAVIOUR), 2))
 
 
 def pairwise_variants(variants: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -129,22 +127,22 @@ def pairwise_variants(variants: list[dict[str, str]]) -> list[dict[str, str]]:
     6 of the 36, for checks too slow for all."""
     others = [option for option in OPTIONS if option not in BEHAVIOUR]
 
-    def pairs(variant: dict[str, str]) -> set[tuple[tuple[str, str], ...]]:
-        return choice_pairs(variant, BEHAVIOUR)
-
     def singles(variant: dict[str, str]) -> set[tuple[str, str]]:
         return {(option, variant[option]) for option in others}
 
-    uncovered_pairs = set().union(*map(pairs, variants))
+    uncovered_pairs = set().union(*map(choice_pairs, variants))
     uncovered_singles = set().union(*map(singles, variants))
     chosen = []
     while uncovered_pairs or uncovered_singles:
         best = max(
             variants,
-            key=lambda v: (len(pairs(v) & uncovered_pairs), len(singles(v) & uncovered_singles)),
+            key=lambda v: (
+                len(choice_pairs(v) & uncovered_pairs),
+                len(singles(v) & uncovered_singles),
+            ),
         )
         chosen.append(best)
-        uncovered_pairs -= pairs(best)
+        uncovered_pairs -= choice_pairs(best)
         uncovered_singles -= singles(best)
     return chosen
 

@@ -1,7 +1,7 @@
 """The matrix of variants and the template's single sources of truth."""
 
 from .hooks import extension, post_gen
-from .support import BEHAVIOUR, OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
+from .support import OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
 
 PACKAGE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
 
@@ -13,11 +13,8 @@ def test_every_combination_of_choices_is_a_variant() -> None:
 
 
 def test_pairwise_subset_covers_every_pair_of_choices_that_change_behaviour() -> None:
-    def pairs(variant: dict[str, str]) -> set:
-        return choice_pairs(variant, BEHAVIOUR)
-
     subset = pairwise_variants(VARIANTS)
-    assert set().union(*map(pairs, subset)) == set().union(*map(pairs, VARIANTS))
+    assert set().union(*map(choice_pairs, subset)) == set().union(*map(choice_pairs, VARIANTS))
     assert {v["structure"] for v in subset} == set(OPTIONS["structure"])
     assert len(subset) <= len(VARIANTS) / 6
 
