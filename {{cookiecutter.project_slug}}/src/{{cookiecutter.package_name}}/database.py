@@ -134,6 +134,28 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     )
 
 
+class _Disconnected(Exception):
+    """The database server closed the connection."""
+
+
+def _fetch_one(sql: str, arguments: Any) -> Any:
+    connection = readers.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql, arguments)
+        row = cursor.fetchone()
+        cursor.close()
+    except readers.dialect.loaded_dbapi.Error as error:
+        lost = readers.dialect.is_disconnect(error, connection.dbapi_connection, None)
+        connection.invalidate()
+        if lost:
+            raise _Disconnected from error
+        raise
+    finally:
+        connection.close()
+    return row
+
+
 def read_one(
     statement: Select[Any], parameters: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -163,28 +185,6 @@ def read_one(
             compiled.columns, compiled.converters, row, strict=True
         )
     }
-
-
-class _Disconnected(Exception):
-    """The database server closed the connection."""
-
-
-def _fetch_one(sql: str, arguments: Any) -> Any:
-    connection = readers.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(sql, arguments)
-        row = cursor.fetchone()
-        cursor.close()
-    except readers.dialect.loaded_dbapi.Error as error:
-        lost = readers.dialect.is_disconnect(error, connection.dbapi_connection, None)
-        connection.invalidate()
-        if lost:
-            raise _Disconnected from error
-        raise
-    finally:
-        connection.close()
-    return row
 
 
 _reader_threads: RunVar[CapacityLimiter] = RunVar("reader_threads")
