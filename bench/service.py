@@ -6,10 +6,12 @@
 
 Generates the variant, installs it into its own environment, and for each worker
 count starts (with uvicorn, uvloop and httptools, no access log, as `serve` does):
-a bare FastAPI app with an `async def` and a `def` endpoint, then the service on a
-sqlite file or a throwaway PostgreSQL. It seeds users straight into the database (one
-password hash shared by all, so 100,000 users take seconds) and drives load with wrk
-(installed with apt-get when missing).
+a bare FastAPI app with an `async def` and a `def` endpoint; the "floor", an app made
+of the service's own request middleware, bearer dependency and response model that
+does no work (what any GET /users/me with this contract costs at least); then the
+service on a sqlite file or a throwaway PostgreSQL. It seeds users straight into the
+database (one password hash shared by all, so 100,000 users take seconds) and drives
+load with wrk (installed with apt-get when missing).
 Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
 
 A script that prints figures, not a test: these machines are shared and noisy, so
@@ -40,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from local_extensions import module_path  # noqa: E402
 from tests.support import (  # noqa: E402
     OPTIONS,
     Bakery,
@@ -66,6 +69,44 @@ async def bare_async() -> dict[str, str]:
 @app.get("/sync")
 def bare_sync() -> dict[str, str]:
     return {"status": "ok"}
+"""
+#: The least any GET /users/me can cost with this service's contract, built from the
+#: service's own parts: its request-log middleware (one JSON line and X-Request-ID
+#: per request, security headers), the OAuth2 bearer dependency chain and the
+#: UserPublic response model; but no token check and no database read.
+FLOOR_APP = """\
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+
+from {dependencies} import oauth2_scheme
+from {middleware} import RequestMiddleware, configure_logging
+from {user_schemas} import UserPublic
+
+CALLER = UserPublic(
+    id=1,
+    username="user1",
+    email=None,
+    full_name=None,
+    is_active=True,
+    is_superuser=False,
+    created_at=datetime.now(UTC),
+)
+
+
+async def caller(token: Annotated[str, Depends(oauth2_scheme)]) -> UserPublic:
+    return CALLER
+
+
+configure_logging()
+app = FastAPI()
+app.add_middleware(RequestMiddleware)
+
+
+@app.get("/floor")
+async def floor(user: Annotated[UserPublic, Depends(caller)]) -> UserPublic:
+    return user
 """
 POST_FORM = """\
 wrk.method = "POST"
@@ -239,6 +280,9 @@ def run_python(env: Environment, cwd: Path, settings: dict[str, str], code: str)
 def measure(
     args: argparse.Namespace, workers: int, env: Environment, project: Path, package: str, tmp: Path
 ) -> list[Figure]:
+    def module(role: str) -> str:
+        return module_path(package, args.structure, role)
+
     duration, connections = args.duration, args.connections
     figures = []
     with uvicorn(env, "bench_reference:app", tmp, workers, {}) as base:
@@ -256,15 +300,25 @@ def measure(
         "LOGIN_MAX_FAILURES": "0",  # the login loops below are not an attack
     }
     try:
-        run_python(env, project, settings, f"from {package}.database import migrate; migrate()")
+        with uvicorn(env, "bench_floor:app", tmp, workers, settings) as base:
+            figure = wrk(
+                base + "/floor",
+                duration=duration,
+                connections=connections,
+                headers={"Authorization": "Bearer unchecked"},
+            )
+            figure.name = "floor: own middleware + bearer, no work"
+            figures.append(figure)
+
+        run_python(env, project, settings, f"from {module('database')} import migrate; migrate()")
         hashed = run_python(
             env,
             project,
             settings,
-            f"from {package}.passwords import hash_password; print(hash_password({PASSWORD!r}))",
+            f"from {module('passwords')} import hash_password; print(hash_password({PASSWORD!r}))",
         )
         database.add_users(1, 100, hashed)
-        with uvicorn(env, f"{package}.main:app", project, workers, settings) as base:
+        with uvicorn(env, f"{module('main')}:app", project, workers, settings) as base:
             bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
             figure = wrk(
                 base + "/users/me", duration=duration, connections=connections, headers=bearer
@@ -359,6 +413,14 @@ def main() -> int:
         env = Environment.create(tmp / "env", baked.path)
         installed = time.monotonic() - started - generated
         (tmp / "bench_reference.py").write_text(REFERENCE_APP)
+        (tmp / "bench_floor.py").write_text(
+            FLOOR_APP.format(
+                **{
+                    role: module_path(baked.package, args.structure, role)
+                    for role in ("dependencies", "middleware", "user_schemas")
+                }
+            )
+        )
         print(
             f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"{datetime.now(UTC):%Y-%m-%d}"
