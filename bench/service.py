@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from local_extensions import module_path  # noqa: E402
+from local_extensions import LAYOUTS, module_path  # noqa: E402
 from tests.support import (  # noqa: E402
     OPTIONS,
     Bakery,
@@ -278,11 +278,14 @@ def run_python(env: Environment, cwd: Path, settings: dict[str, str], code: str)
 
 
 def measure(
-    args: argparse.Namespace, workers: int, env: Environment, project: Path, package: str, tmp: Path
+    args: argparse.Namespace,
+    workers: int,
+    env: Environment,
+    project: Path,
+    modules: dict[str, str],
+    tmp: Path,
 ) -> list[Figure]:
-    def module(role: str) -> str:
-        return module_path(package, args.structure, role)
-
+    """The figures for one worker count; ``modules``: the service's module paths by role."""
     duration, connections = args.duration, args.connections
     figures = []
     with uvicorn(env, "bench_reference:app", tmp, workers, {}) as base:
@@ -310,15 +313,15 @@ def measure(
             figure.name = "floor: own middleware + bearer, no work"
             figures.append(figure)
 
-        run_python(env, project, settings, f"from {module('database')} import migrate; migrate()")
+        run_python(env, project, settings, f"from {modules['database']} import migrate; migrate()")
         hashed = run_python(
             env,
             project,
             settings,
-            f"from {module('passwords')} import hash_password; print(hash_password({PASSWORD!r}))",
+            f"from {modules['passwords']} import hash_password; print(hash_password({PASSWORD!r}))",
         )
         database.add_users(1, 100, hashed)
-        with uvicorn(env, f"{module('main')}:app", project, workers, settings) as base:
+        with uvicorn(env, f"{modules['main']}:app", project, workers, settings) as base:
             bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
             figure = wrk(
                 base + "/users/me", duration=duration, connections=connections, headers=bearer
@@ -413,14 +416,11 @@ def main() -> int:
         env = Environment.create(tmp / "env", baked.path)
         installed = time.monotonic() - started - generated
         (tmp / "bench_reference.py").write_text(REFERENCE_APP)
-        (tmp / "bench_floor.py").write_text(
-            FLOOR_APP.format(
-                **{
-                    role: module_path(baked.package, args.structure, role)
-                    for role in ("dependencies", "middleware", "user_schemas")
-                }
-            )
-        )
+        modules = {
+            role: module_path(baked.package, args.structure, role)
+            for role in LAYOUTS[args.structure]
+        }
+        (tmp / "bench_floor.py").write_text(FLOOR_APP.format(**modules))
         print(
             f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"{datetime.now(UTC):%Y-%m-%d}"
@@ -430,7 +430,7 @@ def main() -> int:
             f"generated in {generated:.1f} s, installed in {installed:.1f} s"
         )
         for workers in args.workers:
-            figures = measure(args, workers, env, baked.path, baked.package, tmp)
+            figures = measure(args, workers, env, baked.path, modules, tmp)
             print_table(
                 f"uvicorn --workers {workers}, wrk {args.connections} connections, "
                 f"{args.duration} s per row",
