@@ -32,6 +32,8 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "users_router": "users",
         "throttle": "throttle",
         "middleware": "middleware",
+        "schemas": "schemas",
+        "errors": "errors",
         "main": "main",
     },
     "layered": {
@@ -49,6 +51,8 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "users_router": "api.routes.users",
         "throttle": "services.throttle",
         "middleware": "core.middleware",
+        "schemas": "schemas.base",
+        "errors": "api.errors",
         "main": "main",
     },
     "domain": {
@@ -66,6 +70,8 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "users_router": "users.router",
         "throttle": "auth.throttle",
         "middleware": "middleware",
+        "schemas": "schemas",
+        "errors": "errors",
         "main": "main",
     },
 }

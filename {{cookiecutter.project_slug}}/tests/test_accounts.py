@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(config="settings", database="SessionLocal", main="start_up", models="User") }}
+{{ imports(config="settings", database="", main="start_up", models="User", user_service="FirstSuperuserError") }}
 
 from .conftest import PASSWORD, bearer, login, login_statuses, me_status
 
@@ -21,7 +21,7 @@ NEW_PASSWORD = "a brand new passphrase"
 def admin(client: TestClient) -> dict[str, str]:
     """Tokens of a superuser."""
     client.post("/users/", json={"username": "root", "password": PASSWORD})
-    with SessionLocal() as session:
+    with database.SessionLocal() as session:
         session.execute(
             update(User).where(User.username == "root").values(is_superuser=True)
         )
@@ -197,7 +197,7 @@ def test_superusers_cannot_lock_themselves_out(client: TestClient, admin: dict) 
 
 
 def superusers() -> list[str]:
-    with SessionLocal() as session:
+    with database.SessionLocal() as session:
         return list(session.scalars(select(User.username).where(User.is_superuser)))
 
 
@@ -214,6 +214,19 @@ def test_first_superuser_is_created_once_at_start_up(
     login(client, "admin", PASSWORD)
 
 
+def test_a_first_superuser_name_held_by_another_user_stops_start_up(
+    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone registered the name before the operator configured it."""
+    monkeypatch.setattr(settings, "first_superuser", "alice")
+    monkeypatch.setattr(
+        settings, "first_superuser_password", type(settings.secret_key)(PASSWORD)
+    )
+    with pytest.raises(FirstSuperuserError, match="not a superuser"):
+        start_up()
+    assert superusers() == []
+
+
 def test_invalid_first_superuser_password_stops_start_up_without_showing_it(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,7 +234,7 @@ def test_invalid_first_superuser_password_stops_start_up_without_showing_it(
     monkeypatch.setattr(
         settings, "first_superuser_password", type(settings.secret_key)("short7")
     )
-    with pytest.raises(ValueError, match="FIRST_SUPERUSER") as error:
+    with pytest.raises(FirstSuperuserError, match="FIRST_SUPERUSER") as error:
         start_up()
     assert "short7" not in str(error.value)
 
@@ -260,15 +273,41 @@ def test_cli_refuses_bad_passwords(
     assert superusers() == []
 
 
-def test_cli_refuses_an_existing_username(
+def test_cli_refuses_an_existing_username_before_asking_for_a_password(
     client: TestClient,
     user: dict,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    answer(monkeypatch, PASSWORD, PASSWORD)
+    answer(monkeypatch)  # no password may be asked for
     assert cli.main(["create-superuser", "--username", "ALICE"]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_says_what_is_wrong_with_a_prompted_name_and_asks_again(
+    client: TestClient,
+    user: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = iter(["no spaces allowed", "alice", "boss"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(names))
+    answer(monkeypatch, PASSWORD, PASSWORD)
+    assert cli.main(["create-superuser"]) == 0
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0].startswith("error: username: String should match pattern")
+    assert errors[1] == "error: user 'alice' already exists"
+    assert superusers() == ["boss"]
+
+
+def test_cli_purges_what_expired(
+    client: TestClient, tokens: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
+    assert cli.main(["purge"]) == 0
+    assert capsys.readouterr().out == "purged 1 expired or revoked rows\n"
+    assert cli.main(["purge"]) == 0
+    assert capsys.readouterr().out == "purged 0 expired or revoked rows\n"
 
 
 @pytest.mark.parametrize(
@@ -308,11 +347,34 @@ def test_undecodable_body_is_400_not_500(client: TestClient, token: str) -> None
     assert response.status_code == 400
 
 
-def test_cli_migrate_brings_the_database_up_to_date(
-    client: TestClient, capsys: pytest.CaptureFixture[str]
+def test_cli_migrate_says_what_it_applied(
+    client: TestClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
 ) -> None:
     assert cli.main(["migrate"]) == 0
-    assert "latest migration" in capsys.readouterr().out
+    assert "nothing to apply" in capsys.readouterr().out
+    monkeypatch.setattr(
+        database, "engine", database.make_engine(f"sqlite:///{tmp_path}/new.db")
+    )
+    assert cli.main(["migrate"]) == 0
+    assert capsys.readouterr().out.startswith("applied 0001: ")
+
+
+def test_cli_names_an_unreachable_database_in_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql+psycopg://someone:hunter2@127.0.0.1:1/nowhere"
+    monkeypatch.setattr(settings, "database_url", url)
+    monkeypatch.setattr(
+        database, "engine", database.make_engine("sqlite:////no/such/dir/x.db")
+    )
+    assert cli.main(["migrate"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "someone:***@127.0.0.1:1/nowhere" in error
+    assert "hunter2" not in error
 
 
 def test_cli_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -328,7 +390,20 @@ def test_cli_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> N
         "port": 9001,
         "workers": 2,
         "access_log": False,
+        "proxy_headers": False,
+        "forwarded_allow_ips": None,
     }
+
+
+def test_cli_serve_believes_forwarded_headers_only_from_the_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda *_, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(settings, "forwarded_allow_ips", "10.0.0.5")
+    assert cli.main(["serve"]) == 0
+    assert calls[0]["proxy_headers"] is True
+    assert calls[0]["forwarded_allow_ips"] == "10.0.0.5"
 
 
 def test_cli_without_a_command_explains_itself(

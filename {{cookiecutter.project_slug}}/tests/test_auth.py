@@ -1,5 +1,6 @@
 """Logging in: POST /token (OAuth2 form) and POST /login (JSON)."""
 
+import asyncio
 import os
 import sys
 import threading
@@ -186,26 +187,59 @@ def test_no_database_connection_is_held_while_hashing(
     assert held == [0]
 
 
-def test_password_checks_queue_for_the_hashing_threads(
+def test_password_checks_wait_for_a_hasher_without_a_thread_and_in_a_bounded_queue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Hashing never takes more threads than HASHERS has, whatever the load."""
+    """Hashing never takes more threads than HASHERS has, a check waiting for one
+    holds no thread, and beyond MAX_PENDING checks the next is refused at once."""
     hashers = ThreadPoolExecutor(max_workers=1)
     monkeypatch.setattr(passwords, "HASHERS", hashers)
-    hashed = passwords.hash_password(PASSWORD)
-    results: list[tuple[bool, str | None]] = []
+    monkeypatch.setattr(passwords, "_pending", threading.BoundedSemaphore(3))
+    hashed = passwords.hash_password_blocking(PASSWORD)
     busy = threading.Event()
     hashers.submit(busy.wait)  # the only hasher is taken
-    check = threading.Thread(
-        target=lambda: results.append(passwords.verify_password(PASSWORD, hashed))
-    )
-    check.start()
-    check.join(timeout=0.1)
-    assert check.is_alive() and not results
-    busy.set()
-    check.join(timeout=10)
+
+    async def checks() -> list[tuple[bool, str | None]]:
+        threads = threading.active_count()
+        waiting = [
+            asyncio.create_task(passwords.verify_password(PASSWORD, hashed))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in waiting)
+        assert threading.active_count() == threads
+        with pytest.raises(passwords.HashingBusyError):
+            await passwords.verify_password(PASSWORD, hashed)
+        busy.set()
+        return list(await asyncio.gather(*waiting))
+
+    assert asyncio.run(checks()) == [(True, None)] * 3
     hashers.shutdown()
-    assert results == [(True, None)]
+
+
+def test_passwords_match_however_their_characters_were_composed(
+    client: TestClient,
+) -> None:
+    composed, decomposed = "caf\u00e9 au lait", "cafe\u0301 au lait"
+    body = {"username": "marie", "password": composed}
+    assert client.post("/register", json=body).status_code == 201
+    assert post_login(client, "/login", "marie", decomposed).status_code == 200
+
+
+def test_a_hash_made_before_normalisation_still_logs_in_and_is_upgraded(
+    client: TestClient, user: dict, fast_hashing: PasswordHash
+) -> None:
+    typed = "cafe\u0301 au lait"  # hashed as typed, before passwords were normalised
+    with SessionLocal() as session:
+        session.execute(
+            update(User)
+            .where(User.username == "alice")
+            .values(hashed_password=fast_hashing.hash(typed))
+        )
+        session.commit()
+    assert post_login(client, "/login", "alice", typed).status_code == 200
+    assert fast_hashing.verify(passwords.normalize(typed), stored_hash("alice"))
+    assert post_login(client, "/login", "alice", "caf\u00e9 au lait").status_code == 200
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")

@@ -1,18 +1,23 @@
 """Settings: secrets only from the environment, strong ones in production."""
 
+import secrets
+
 import pytest
 from pydantic import ValidationError
 
 {{ imports(config="Settings, load_settings") }}
 
-STRONG = "s" * 40
+STRONG = secrets.token_urlsafe(32)
 
 
 def make(**values: object) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-@pytest.mark.parametrize("secret", ["", "short", "changeme", "your_secret_key"])
+@pytest.mark.parametrize(
+    "secret",
+    ["", "short", "changeme", "your_secret_key", "a" * 32, " " * 40, "abcd" * 10],
+)
 def test_production_refuses_a_weak_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         make(environment="production", secret_key=secret)

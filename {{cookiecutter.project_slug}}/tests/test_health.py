@@ -66,7 +66,7 @@ def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
     monkeypatch.setattr(database, "engine", empty)
     monkeypatch.setattr(settings, "auto_migrate", False)
     refusal = r"AUTO_MIGRATE is off: run `python -m \w+ migrate` first"
-    with pytest.raises(RuntimeError, match=refusal):
+    with pytest.raises(database.SchemaOutdatedError, match=refusal):
         start_up()
     database.migrate()
     start_up()  # now current: starts
@@ -76,7 +76,7 @@ def test_read_one_gives_the_values_sqlalchemy_gives(tokens: dict[str, str]) -> N
     """The shortcut behind every authenticated request converts values (booleans,
     UTC datetimes) exactly as an ordinary SQLAlchemy execution does."""
     access = decode_access_token(tokens["access_token"])
-    parameters = {"user_id": int(access.subject), "session_id": access.session_id}
+    parameters = {"user_id": access.user_id, "session_id": access.session_id}
     with database.engine.connect() as connection:
         row = connection.execute(CALLER, parameters).one()._mapping
     expected = {column: (type(value), value) for column, value in row.items()}

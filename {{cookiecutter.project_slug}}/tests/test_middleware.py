@@ -6,7 +6,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-{{ imports(config="settings", main="create_app", middleware="logger") }}
+{{ imports(config="settings", main="create_app", middleware="JsonFormatter, logger") }}
 
 from .conftest import PASSWORD, bearer
 
@@ -37,15 +37,16 @@ def test_one_structured_line_per_request(
 ) -> None:
     with caplog.at_level(logging.INFO, logger=logger.name):
         response = client.get("/health?probe=1", headers={"X-Request-ID": "req-1"})
-    lines = [
-        json.loads(r.getMessage()) for r in caplog.records if r.name == logger.name
-    ]
-    assert len(lines) == 1
-    line = lines[0]
+    records = [r for r in caplog.records if r.name == logger.name]
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["level"] == "info"
+    assert line["time"].endswith("+00:00")
     assert line["method"] == "GET"
     assert line["path"] == "/health"  # no query string
     assert line["status"] == response.status_code
     assert line["request_id"] == "req-1"
+    assert line["client"] == "testclient"
     assert line["duration_ms"] >= 0
 
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-{{ imports(database="SessionLocal", models="RefreshToken, User, utcnow") }}
+{{ imports(auth_service="purge", config="settings", database="SessionLocal", models="AuthSession, LoginThrottle, RefreshToken, User, utcnow") }}
 
 from .conftest import PASSWORD, bearer, login, me_status
 
@@ -131,3 +131,50 @@ def test_deactivated_user_cannot_refresh(client: TestClient, tokens: dict) -> No
         session.execute(update(User).values(is_active=False))
         session.commit()
     assert refresh_json(client, tokens["refresh_token"]).status_code == 401
+
+
+def rows(table: type) -> int:
+    with SessionLocal() as session:
+        return session.scalar(select(func.count()).select_from(table))
+
+
+def test_a_purge_shrinks_the_tables_back(
+    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Used and expired refresh tokens, ended logins and old throttle records go;
+    live logins and their unused tokens stay."""
+    live = login(client, "alice", PASSWORD)
+    ended = login(client, "alice", PASSWORD)
+    for _ in range(3):  # each rotation leaves a used token behind
+        ended = refresh_json(client, ended["refresh_token"]).json()
+    client.post("/logout", json={"refresh_token": ended["refresh_token"]})
+    client.post("/token", data={"username": "alice", "password": "wrong password"})
+    # Throttle records: the registration's address, the login's address, and the
+    # failure's account at that address.
+    assert (rows(AuthSession), rows(RefreshToken), rows(LoginThrottle)) == (2, 5, 3)
+
+    purge()  # now: the ended login and its tokens
+    assert (rows(AuthSession), rows(RefreshToken), rows(LoginThrottle)) == (1, 1, 3)
+    assert me_status(client, live["access_token"]) == 200
+
+    later = utcnow() + timedelta(days=settings.refresh_token_expire_days, hours=2)
+    purge(later)  # every token has expired, every throttle window is over
+    assert (rows(AuthSession), rows(RefreshToken), rows(LoginThrottle)) == (0, 0, 0)
+    assert rows(User) == 1
+
+
+def test_purges_work_in_bounded_batches(client: TestClient, user: dict) -> None:
+    for _ in range(5):
+        tokens = login(client, "alice", PASSWORD)
+        client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
+    assert purge(batch=2) == 2
+    assert rows(AuthSession) == 3
+
+
+def test_a_user_keeps_at_most_max_sessions_live_logins(
+    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "max_sessions_per_user", 3)
+    logins = [login(client, "alice", PASSWORD) for _ in range(5)]
+    live = [me_status(client, tokens["access_token"]) for tokens in logins]
+    assert live == [401, 401, 200, 200, 200]  # the oldest ended first

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from .conftest import bearer
 
 DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+LOGIN_ID = "0123456789abcdef" * 2
 
 
 def b64(data: bytes) -> str:
@@ -109,18 +110,18 @@ def test_bad_token_is_401(client: TestClient, claims: dict, kind: str) -> None:
 
 
 def test_created_token_carries_every_claim() -> None:
-    token = create_access_token("42", "s" * 32, expires_delta=timedelta(minutes=5))
+    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(minutes=5))
     claims = payload(token)
-    assert decode_access_token(token) == AccessToken("42", "s" * 32, claims["exp"])
+    assert decode_access_token(token) == AccessToken(42, LOGIN_ID, claims["exp"])
     assert claims["exp"] - claims["iat"] == 300
     assert claims["iss"] == settings.jwt_issuer
     assert claims["aud"] == settings.jwt_audience
     assert claims["type"] == "access"
-    assert claims["jti"] != payload(create_access_token("42", "s" * 32))["jti"]
+    assert claims["jti"] != payload(create_access_token("42", LOGIN_ID))["jti"]
 
 
 def test_expired_token_is_refused_by_decode() -> None:
-    token = create_access_token("42", "s" * 32, expires_delta=timedelta(seconds=-1))
+    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(seconds=-1))
     with pytest.raises(InvalidTokenError):
         decode_access_token(token)
 
@@ -128,7 +129,7 @@ def test_expired_token_is_refused_by_decode() -> None:
 def test_remembered_token_is_still_refused_once_expired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    token = create_access_token("42", "s" * 32, expires_delta=timedelta(minutes=1))
+    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(minutes=1))
     expires_at = decode_access_token(token).expires_at  # checked, and remembered
     monkeypatch.setattr(time, "time", lambda: expires_at)
     with pytest.raises(InvalidTokenError, match="expired"):
@@ -140,3 +141,57 @@ def test_token_uses_the_configured_algorithm() -> None:
         base64.urlsafe_b64decode(create_access_token("1", "s").split(".")[0] + "==")
     )
     assert header["alg"] == settings.algorithm
+
+
+#: Values of every JSON type, and text no claim of ours ever holds.
+ODD_VALUES = (None, True, 0, -1, 1.5, 10**30, "", "x", "\u0000", [], [["x"]], {})
+HEADER_FIELDS = ("alg", "typ", "kid", "crit", "cty", "jku", "jwk", "x5u", "x5c", "b64")
+CLAIMS = ("exp", "iat", "nbf", "sub", "sid", "jti", "iss", "aud", "type")
+
+
+def oddities(claims: dict) -> dict[str, str]:
+    """Tokens signed with our key whose header or one claim holds an odd value."""
+    forged = {}
+    for field in HEADER_FIELDS:
+        for value in ODD_VALUES:
+            header = {field: value}
+            forged[f"header {field}={value!r}"] = forge(claims, header=header)
+    for claim in CLAIMS:
+        for value in ODD_VALUES:
+            if claim in ("iat", "nbf") and isinstance(value, int | float):
+                continue  # a time in the past is a valid iat and nbf
+            odd = {**claims, claim: value}
+            forged[f"claim {claim}={value!r}"] = forge(odd)
+    return forged
+
+
+def test_a_header_or_claim_of_any_type_makes_an_invalid_token(claims: dict) -> None:
+    """Each is InvalidTokenError (so 401), never another exception (a 500)."""
+    accepted = []
+    for name, forged in oddities(claims).items():
+        try:
+            decode_access_token(forged)
+        except InvalidTokenError:
+            continue
+        accepted.append(name)
+    assert accepted == []
+
+
+@pytest.mark.parametrize(
+    ("header", "changes"),
+    [
+        ({"crit": 1}, {}),
+        ({"crit": None}, {}),
+        ({"crit": [["x"]]}, {}),
+        ({}, {"exp": "9999999999"}),
+        ({}, {"sub": "1e3"}),
+        ({}, {"sub": "\u0661"}),  # a digit, but not an ASCII one
+    ],
+)
+def test_malformed_tokens_are_401_on_bearer_routes(
+    client: TestClient, claims: dict, header: dict, changes: dict
+) -> None:
+    response = client.get(
+        "/users/me", headers=bearer(forge({**claims, **changes}, header=header))
+    )
+    assert response.status_code == 401

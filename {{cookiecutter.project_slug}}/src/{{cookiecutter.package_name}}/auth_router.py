@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
-{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="authenticate, logout, refresh, start_session", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, unauthorized", throttle="ThrottledError, check, record_failure, record_success") }}
+{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -14,55 +15,32 @@ UNAUTHORIZED = {
 }
 
 
-def _login(
-    session: SessionDep, request: Request, username: str, password: str
-) -> Token:
-    client = request.client.host if request.client else None
-    try:
-        check(session, username, client)
-    except ThrottledError as throttled:
-        raise HTTPException(
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="Too many failed logins; try again later",
-            headers={"Retry-After": str(throttled.retry_after)},
-        ) from None
-    user = authenticate(session, username, password)
-    if user is None:
-        record_failure(session, username, client)
-        raise unauthorized("Incorrect username or password")
-    record_success(session, username)
-    return start_session(session, user)
-
-
-def _refresh(session: SessionDep, refresh_token: str) -> Token:
-    token = refresh(session, refresh_token)
-    if token is None:
-        raise unauthorized("Invalid refresh token")
-    return token
-
-
 @router.post("/token", responses=UNAUTHORIZED)
-def token(
+async def token(
     form: Annotated[TokenForm, Form()], session: SessionDep, request: Request
 ) -> Token:
     """OAuth2 token endpoint: ``grant_type=password`` with ``username`` and
     ``password``, or ``grant_type=refresh_token`` with ``refresh_token``."""
     if form.grant_type == "refresh_token":
-        return _refresh(session, form.refresh_token or "")
-    return _login(session, request, form.username or "", form.password or "")
+        return await run_in_threadpool(refresh, session, form.refresh_token or "")
+    return await log_in(
+        form.username or "", form.password or "", client_address(request)
+    )
 
 
 @router.post("/login", responses=UNAUTHORIZED)
-def login(credentials: LoginRequest, session: SessionDep, request: Request) -> Token:
+async def login(credentials: LoginRequest, request: Request) -> Token:
     """The same as POST /token with the password grant, with a JSON body."""
-    return _login(session, request, credentials.username, credentials.password)
+    return await log_in(
+        credentials.username, credentials.password, client_address(request)
+    )
 
 
 @router.post("/token/refresh", responses=UNAUTHORIZED)
 def refresh_token(body: RefreshRequest, session: SessionDep) -> Token:
     """A new token pair for a refresh token, which is used up (rotation); using
     one a second time revokes its whole login."""
-    return _refresh(session, body.refresh_token)
+    return refresh(session, body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

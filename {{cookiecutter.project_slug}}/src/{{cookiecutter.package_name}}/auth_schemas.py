@@ -4,15 +4,17 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+{{ imports(schemas="RequestModel") }}
 
-class LoginRequest(BaseModel):
+
+class LoginRequest(RequestModel):
     """JSON credentials for POST /login."""
 
     username: str
     password: str
 
 
-class TokenForm(BaseModel):
+class TokenForm(RequestModel):
     """The OAuth2 token request (form fields): the password grant, or the
     refresh_token grant that OAuth2 client libraries send to renew tokens."""
 
@@ -33,7 +35,7 @@ class TokenForm(BaseModel):
         return self
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     """A refresh token, for POST /token/refresh and POST /logout."""
 
     refresh_token: str

@@ -1,20 +1,41 @@
-"""Checking credentials; issuing, rotating and revoking tokens.
+"""Checking credentials; issuing, rotating and revoking tokens; purging old ones.
 
 Each login starts a session: a family of refresh tokens, each exchangeable once
 for a new pair. Refresh tokens are random strings stored only as their SHA-256.
 Presenting one that was already exchanged means it was copied, so the whole
 session is revoked; access tokens name their session, so they stop working too.
+
+Password checks are slow on purpose: the functions that make them are async and
+wait for a hasher without holding a thread; their database work runs on the
+threadpool in short transactions, none of them open during a hash.
 """
 
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from anyio import to_thread
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_schemas="Token", config="settings", database="read_one", models="AuthSession, RefreshToken, User, utcnow", passwords="hash_password, verify_password", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_schemas="Token", config="settings", database="SessionLocal, read_one", middleware="log_event", models="AuthSession, RefreshToken, User, utcnow", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
+
+#: Rows of each kind deleted per purge transaction.
+PURGE_BATCH = 1000
+
+
+class InvalidCredentialsError(Exception):
+    """Unknown user, wrong password or inactive account: one answer for all."""
+
+
+class InvalidRefreshTokenError(Exception):
+    """Unknown, expired, used or revoked refresh token."""
+
+
+class WrongPasswordError(Exception):
+    """The current password given to change it is not the user's."""
+
 
 #: The active user of a login that is not revoked: the one query behind every
 #: authenticated request (Core, built once: a fraction of an ORM session's cost).
@@ -38,33 +59,106 @@ def find_caller(user_id: int, session_id: str) -> UserPublic | None:
     return UserPublic.model_construct(**row) if row else None
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with these credentials, or None.
+async def log_in(username: str, password: str, client: str | None) -> Token:
+    """A new login for the active user with these credentials.
 
-    Costs one password check whether or not the user exists, and upgrades an
-    outdated password hash on success.
+    Takes the attempt's place in the throttle first (ThrottledError when there is
+    none), costs one password check whether or not the user exists, and upgrades
+    an outdated password hash; raises InvalidCredentialsError.
     """
-    user = get_user_by_username(session, username)
-    session.commit()  # ends the read: no pooled connection is held during the hash
-    valid, new_hash = verify_password(password, user.hashed_password if user else None)
+    places = await to_thread.run_sync(reserve, login_limits(username, client))
+    user = await to_thread.run_sync(_find_user, username)
+    valid, new_hash = await _checked(
+        places, password, user.hashed_password if user else None
+    )
     if user is None or not valid or not user.is_active:
-        return None
-    if new_hash is not None:
-        user.hashed_password = new_hash
-        session.commit()
-    return user
+        log_event("login_failed", user_id=user.id if user else None, client=client)
+        raise InvalidCredentialsError
+    token = await to_thread.run_sync(_start_login, user.id, new_hash)
+    await to_thread.run_sync(succeeded, places)
+    log_event("login", user_id=user.id, client=client)
+    return token
 
 
-def start_session(session: Session, user: User) -> Token:
-    """A new login for ``user``: its first access and refresh tokens."""
-    auth_session = AuthSession(id=uuid.uuid4().hex, user_id=user.id)
+async def change_password(
+    user: UserPublic, current: str, new: str, client: str | None
+) -> None:
+    """Set a new password if ``current`` is right (throttled like a login), and end
+    every login of the user; raises WrongPasswordError."""
+    places = await to_thread.run_sync(reserve, login_limits(user.username, client))
+    stored = await to_thread.run_sync(_stored_hash, user.id)
+    valid, _ = await _checked(places, current, stored)
+    if not valid:
+        log_event("password_change_failed", user_id=user.id, client=client)
+        raise WrongPasswordError
+    new_hash = await hash_password(new)
+    await to_thread.run_sync(_store_password, user.id, new_hash)
+    await to_thread.run_sync(succeeded, places)
+    log_event("password_changed", user_id=user.id, client=client)
+
+
+async def _checked(
+    places: list[Place], password: str, hashed: str | None
+) -> tuple[bool, str | None]:
+    """verify_password, giving the throttle places back if no hasher took it."""
+    try:
+        return await verify_password(password, hashed)
+    except HashingBusyError:
+        await to_thread.run_sync(give_back, places)
+        raise
+
+
+def _find_user(username: str) -> User | None:
+    with SessionLocal() as session:
+        return get_user_by_username(session, username)
+
+
+def _stored_hash(user_id: int) -> str | None:
+    with SessionLocal() as session:
+        return session.scalar(select(User.hashed_password).where(User.id == user_id))
+
+
+def _start_login(user_id: int, new_hash: str | None) -> Token:
+    with SessionLocal.begin() as session:
+        if new_hash is not None:
+            session.execute(
+                update(User).where(User.id == user_id).values(hashed_password=new_hash)
+            )
+        return start_session(session, user_id)
+
+
+def _store_password(user_id: int, new_hash: str) -> None:
+    """The new hash and the end of every login, in one transaction."""
+    with SessionLocal.begin() as session:
+        session.execute(
+            update(User).where(User.id == user_id).values(hashed_password=new_hash)
+        )
+        revoke_all_sessions(session, user_id)
+
+
+def start_session(session: Session, user_id: int) -> Token:
+    """A new login for the user: its first access and refresh tokens. The user's
+    oldest live logins end beyond MAX_SESSIONS_PER_USER."""
+    oldest = (
+        select(AuthSession.id)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .order_by(AuthSession.created_at.desc(), AuthSession.id)
+        .offset(settings.max_sessions_per_user - 1)
+    )
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id.in_(oldest))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    auth_session = AuthSession(id=uuid.uuid4().hex, user_id=user_id)
     session.add(auth_session)
     session.flush()
-    return _issue(session, user, auth_session)
+    return _issue(session, user_id, auth_session)
 
 
-def refresh(session: Session, refresh_token: str) -> Token | None:
-    """Exchange a refresh token for a new pair, or None if it is not valid now."""
+def refresh(session: Session, refresh_token: str) -> Token:
+    """Exchange a refresh token for a new pair; raises InvalidRefreshTokenError."""
     found = session.execute(
         select(RefreshToken, AuthSession, User)
         .join(AuthSession, RefreshToken.session_id == AuthSession.id)
@@ -72,11 +166,11 @@ def refresh(session: Session, refresh_token: str) -> Token | None:
         .where(RefreshToken.token_hash == _digest(refresh_token))
     ).one_or_none()
     if found is None:
-        return None
+        raise InvalidRefreshTokenError
     token, auth_session, user = found
     now = utcnow()
     if auth_session.revoked_at or token.expires_at <= now or not user.is_active:
-        return None
+        raise InvalidRefreshTokenError
     # Mark it used in one statement, so two concurrent uses cannot both succeed.
     claimed = session.execute(
         update(RefreshToken)
@@ -86,10 +180,15 @@ def refresh(session: Session, refresh_token: str) -> Token | None:
         .values(used_at=now)
     ).rowcount
     if not claimed:
-        auth_session.revoked_at = now  # reuse: someone else holds a copy
+        # Reuse: someone else holds a copy. The revocation stands although the
+        # request fails, so it is committed here.
+        auth_session.revoked_at = now
         session.commit()
-        return None
-    return _issue(session, user, auth_session)
+        log_event("refresh_token_reused", user_id=user.id, login=auth_session.id)
+        raise InvalidRefreshTokenError
+    issued = _issue(session, user.id, auth_session)
+    session.commit()
+    return issued
 
 
 def logout(session: Session, refresh_token: str) -> None:
@@ -97,34 +196,60 @@ def logout(session: Session, refresh_token: str) -> None:
     session_id = select(RefreshToken.session_id).where(
         RefreshToken.token_hash == _digest(refresh_token)
     )
-    session.execute(
+    ended = session.execute(
         update(AuthSession)
         .where(AuthSession.id.in_(session_id), AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    )
+        .returning(AuthSession.user_id, AuthSession.id)
+    ).one_or_none()
     session.commit()
+    if ended is not None:
+        log_event("logout", user_id=ended.user_id, login=ended.id)
 
 
-def revoke_all_sessions(session: Session, user: User) -> None:
-    """End every login of ``user``: all its access and refresh tokens stop working."""
+def revoke_all_sessions(session: Session, user_id: int) -> None:
+    """End every login of the user: all its access and refresh tokens stop working
+    (committed with the caller's transaction)."""
     session.execute(
         update(AuthSession)
-        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
-def change_password(session: Session, user: User, current: str, new: str) -> bool:
-    """Set a new password if ``current`` is right, and end every login."""
-    if not verify_password(current, user.hashed_password)[0]:
-        return False
-    user.hashed_password = hash_password(new)
-    revoke_all_sessions(session, user)
-    return True
+def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
+    """Delete at most ``batch`` rows of each kind that can no longer matter:
+    expired refresh tokens, logins that are revoked or have no refresh token
+    left (with their tokens), and throttle records past their window. Safe from
+    several workers at once. Returns how many rows went."""
+    now = now or utcnow()
+    expired_tokens = (
+        select(RefreshToken.token_hash)
+        .where(RefreshToken.expires_at <= now)
+        .limit(batch)
+    )
+    dead_logins = (
+        select(AuthSession.id)
+        .where(
+            or_(
+                AuthSession.revoked_at.is_not(None),
+                ~exists().where(RefreshToken.session_id == AuthSession.id),
+            )
+        )
+        .limit(batch)
+    )
+    with SessionLocal.begin() as session:
+        deleted = session.execute(
+            delete(RefreshToken).where(RefreshToken.token_hash.in_(expired_tokens))
+        ).rowcount
+        deleted += session.execute(
+            delete(AuthSession).where(AuthSession.id.in_(dead_logins))
+        ).rowcount
+    return deleted + forget_old(now, batch)
 
 
-def _issue(session: Session, user: User, auth_session: AuthSession) -> Token:
+def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
     refresh_token = secrets.token_urlsafe(32)
     lifetime = timedelta(days=settings.refresh_token_expire_days)
     session.add(
@@ -134,9 +259,9 @@ def _issue(session: Session, user: User, auth_session: AuthSession) -> Token:
             expires_at=utcnow() + lifetime,
         )
     )
-    session.commit()
+    session.flush()
     return Token(
-        access_token=create_access_token(str(user.id), auth_session.id),
+        access_token=create_access_token(str(user_id), auth_session.id),
         expires_in=settings.access_token_expire_minutes * 60,
         refresh_token=refresh_token,
         refresh_expires_in=int(lifetime.total_seconds()),

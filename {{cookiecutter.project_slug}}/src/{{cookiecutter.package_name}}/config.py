@@ -1,7 +1,9 @@
 """Settings, read from the environment and from a .env file in the working directory."""
 
+import math
 import secrets
 import warnings
+from collections import Counter
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -12,6 +14,9 @@ SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
 MIN_SECRET_LENGTH = 32
+#: A secret's estimated entropy (its length times the Shannon entropy of its
+#: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
+MIN_SECRET_BITS = 100
 PLACEHOLDER_SECRETS = frozenset(
     {
         "changeme",
@@ -43,8 +48,22 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     first_superuser: str | None = None
     first_superuser_password: SecretStr | None = None
+    #: Wrong passwords per account and client address, then per address across
+    #: accounts, within the window before 429s; 0 turns that limit off.
     login_max_failures: int = Field(default=5, ge=0)
+    login_max_failures_per_address: int = Field(default=100, ge=0)
     login_failure_window_seconds: int = Field(default=900, gt=0)
+    registration_max_per_hour: int = Field(default=20, ge=0)
+    #: Live logins kept per user; a new login beyond it ends the oldest.
+    max_sessions_per_user: int = Field(default=20, gt=0)
+    #: Request bodies larger than this get 413 before they are read.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed by `serve`
+    #: (comma-separated addresses or networks, "*" for all); none by default.
+    forwarded_allow_ips: str = ""
+    #: Expired and revoked logins, used refresh tokens and old throttle records are
+    #: deleted this often by every worker (bounded batches); 0 leaves it to `purge`.
+    purge_interval_seconds: int = Field(default=600, ge=0)
     #: Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = []
 
@@ -74,15 +93,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def require_strong_secret(self) -> "Settings":
-        """Refuse a missing, short or placeholder SECRET_KEY in production."""
+        """Refuse a missing, short, placeholder or low-entropy SECRET_KEY in
+        production."""
         secret = self.secret_key.get_secret_value()
-        weak = len(secret) < MIN_SECRET_LENGTH or secret.lower() in PLACEHOLDER_SECRETS
+        weak = (
+            len(secret) < MIN_SECRET_LENGTH
+            or secret.lower() in PLACEHOLDER_SECRETS
+            or estimated_bits(secret) < MIN_SECRET_BITS
+        )
         if not weak:
             return self
         if self.environment == "production":
             raise ValueError(
                 f"SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters, e.g. the output of: "
+                f"{MIN_SECRET_LENGTH} characters (not a word or a repeated "
+                "pattern), e.g. the output of: "
                 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
             )
         if secret:
@@ -93,6 +118,16 @@ class Settings(BaseSettings):
         else:
             self.secret_key = SecretStr(secrets.token_urlsafe(64))
         return self
+
+
+def estimated_bits(secret: str) -> float:
+    """Length times the Shannon entropy of the characters: low for repeated or
+    few distinct characters, whatever the length."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret).values()
+    per_character = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts)
+    return len(secret) * per_character
 
 
 def load_settings() -> Settings:

@@ -1,5 +1,7 @@
 """Engine, sessions, short reads from async code, and schema migrations."""
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Annotated, Any, NamedTuple, TypeVar
@@ -11,8 +13,17 @@ from alembic.script import ScriptDirectory
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 {{ imports(config="settings") }}
@@ -31,17 +42,22 @@ MIGRATION_LOCK_KEY = 7_140_522_318_309_041_265
 
 
 def make_engine(url: str, *, for_reads: bool = False) -> Engine:
-    """An engine for ``url``: sqlite with foreign keys and WAL; PostgreSQL with a
-    bounded connect time (so /health answers) and each pooled connection checked
-    before use. ``for_reads``: read_one's engine, in autocommit (no transaction to
-    begin and end around its one statement; each read sees every commit made before
-    it) and unchecked (it costs a round trip; read_one reconnects instead)."""
-    reads = {"isolation_level": "AUTOCOMMIT"} if for_reads else {}
+    """An engine for ``url`` that never logs bound values (they may be password
+    hashes): sqlite with foreign keys and WAL, in a file only its owner can read;
+    PostgreSQL with a bounded connect time (so /health answers) and each pooled
+    connection checked before use. ``for_reads``: read_one's engine, in autocommit
+    (no transaction to begin and end around its one statement; each read sees every
+    commit made before it) and unchecked (it costs a round trip; read_one
+    reconnects instead)."""
+    options: dict[str, Any] = {"hide_parameters": True}
+    if for_reads:
+        options["isolation_level"] = "AUTOCOMMIT"
     if url.startswith("sqlite"):
+        _create_private_file(url)
         # More connections than the threadpool has threads (anyio's default: 40), so
         # run_query's inline reads never make the event loop wait for one.
         engine = create_engine(
-            url, max_overflow=50, connect_args={"check_same_thread": False}, **reads
+            url, max_overflow=50, connect_args={"check_same_thread": False}, **options
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
@@ -50,8 +66,17 @@ def make_engine(url: str, *, for_reads: bool = False) -> Engine:
         pool_size=POOL_SIZE,
         pool_pre_ping=not for_reads,
         connect_args={"connect_timeout": 5},
-        **reads,
+        **options,
     )
+
+
+def _create_private_file(url: str) -> None:
+    """Create a sqlite database file readable by its owner only (0600; sqlite
+    gives its journal files the same mode)."""
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        with contextlib.suppress(OSError):  # exists, or no such folder
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(connection: Any, _record: object) -> None:
@@ -75,6 +100,10 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+class SchemaOutdatedError(Exception):
+    """The database is not at the latest migration, and AUTO_MIGRATE is off."""
+
+
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
@@ -93,14 +122,19 @@ def _lock_for_migration(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN EXCLUSIVE")
 
 
-def migrate() -> None:
+def migrate() -> list[str]:
     """Bring the schema to the latest migration (creates it on an empty database),
-    in one transaction under a lock; safe to run from several processes at once."""
+    in one transaction under a lock; safe to run from several processes at once.
+    Returns the migrations applied ("<revision>: <title>"), oldest first."""
     config = _alembic_config()
     with engine.begin() as connection:
         _lock_for_migration(connection)
+        current = MigrationContext.configure(connection).get_current_heads()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    script = ScriptDirectory.from_config(config)
+    pending = script.iterate_revisions("heads", current or "base")
+    return [f"{s.revision}: {s.doc}" for s in reversed(list(pending))]
 
 
 def schema_is_current() -> bool:
@@ -134,26 +168,38 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     )
 
 
-class _Disconnected(Exception):
-    """The database server closed the connection."""
-
-
 def _fetch_one(sql: str, arguments: Any) -> Any:
-    connection = readers.raw_connection()
+    """Raises the driver's errors as SQLAlchemy raises them (OperationalError when
+    the server is unavailable), its values hidden."""
+    dbapi_error = readers.dialect.loaded_dbapi.Error
+    try:
+        connection = readers.raw_connection()
+    except dbapi_error as error:  # could not connect
+        raise _wrapped(sql, error, lost=False) from error
     try:
         cursor = connection.cursor()
         cursor.execute(sql, arguments)
         row = cursor.fetchone()
         cursor.close()
-    except readers.dialect.loaded_dbapi.Error as error:
+    except dbapi_error as error:
         lost = readers.dialect.is_disconnect(error, connection.dbapi_connection, None)
         connection.invalidate()
-        if lost:
-            raise _Disconnected from error
-        raise
+        raise _wrapped(sql, error, lost=lost) from error
     finally:
         connection.close()
     return row
+
+
+def _wrapped(sql: str, error: Exception, *, lost: bool) -> DBAPIError:
+    return DBAPIError.instance(
+        sql,
+        None,
+        error,
+        readers.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=readers.dialect,
+    )
 
 
 def read_one(
@@ -174,7 +220,9 @@ def read_one(
         arguments = [parameters[name] for name in compiled.positions]
     try:
         row = _fetch_one(compiled.sql, arguments)
-    except _Disconnected:
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
         readers.dispose()
         row = _fetch_one(compiled.sql, arguments)
     if row is None:

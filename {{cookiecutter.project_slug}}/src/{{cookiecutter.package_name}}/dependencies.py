@@ -3,7 +3,7 @@
 from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 {{ imports(auth_service="find_caller", database="run_query", tokens="InvalidTokenError, decode_access_token", user_schemas="UserPublic") }}
@@ -17,6 +17,12 @@ UNAUTHENTICATED = {
 NOT_SUPERUSER = UNAUTHENTICATED | {
     status.HTTP_403_FORBIDDEN: {"description": "Superuser privileges required"}
 }
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address, as the server saw it (from X-Forwarded-For only when
+    the connection came from a proxy in FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else None
 
 
 def unauthorized(detail: str) -> HTTPException:
@@ -38,10 +44,8 @@ async def get_current_user(
     except InvalidTokenError:
         claims = None
     user = None
-    if claims and claims.subject.isdigit():
-        user = await run_query(
-            partial(find_caller, int(claims.subject), claims.session_id)
-        )
+    if claims:
+        user = await run_query(partial(find_caller, claims.user_id, claims.session_id))
     if user is None:
         raise unauthorized("Could not validate credentials")
     return user

@@ -1,5 +1,7 @@
-"""The ASGI application: ``uvicorn {{ cookiecutter.package_name }}.main:app``."""
+"""The ASGI application: ``python -m {{ cookiecutter.package_name }} serve``, or ``uvicorn {{ cookiecutter.package_name }}.main:app``."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,8 +9,9 @@ from fastapi import FastAPI, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import SQLAlchemyError
 
-{{ imports(auth_router="router as auth_router", config="settings", database="SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", middleware="RequestMiddleware, configure_logging", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
@@ -17,7 +20,7 @@ def start_up() -> None:
     if settings.auto_migrate:
         migrate()
     elif not schema_is_current():
-        raise RuntimeError(
+        raise SchemaOutdatedError(
             "The database is not at the latest migration and AUTO_MIGRATE is off: "
             f"run `python -m {__package__} migrate` first"
         )
@@ -30,10 +33,28 @@ def start_up() -> None:
             )
 
 
+async def purge_regularly(interval: float) -> None:
+    """Delete what expired every ``interval`` seconds, in bounded batches; a
+    database that is away is tried again next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(purge)
+        except SQLAlchemyError as error:
+            log_event("purge_failed", **describe(error))
+
+
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(start_up)
+    purging = None
+    if settings.purge_interval_seconds:
+        purging = asyncio.create_task(purge_regularly(settings.purge_interval_seconds))
     yield
+    if purging:
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
     engine.dispose()
     readers.dispose()
 
@@ -45,11 +66,13 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(
         title={{ cookiecutter.project_name | py_string }},
         lifespan=lifespan,
-        # FastAPI answers 400 to a body it cannot decode, on any route that takes one.
         responses={
-            status.HTTP_400_BAD_REQUEST: {"description": "Malformed request body"}
+            # FastAPI answers 400 to a body it cannot decode, on any route that takes one.
+            status.HTTP_400_BAD_REQUEST: {"description": "Malformed request body"},
+            **COMMON_RESPONSES,
         },
     )
+    add_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -58,7 +81,7 @@ def create_app() -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(RequestMiddleware)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(auth_router)
     app.include_router(users_router)
 
@@ -72,6 +95,7 @@ def create_app() -> FastAPI:
         if await run_query(ping):
             return {"status": "ok"}
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
         return {"status": "unavailable"}
 
     return app

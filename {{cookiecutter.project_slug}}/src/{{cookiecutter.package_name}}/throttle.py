@@ -1,99 +1,217 @@
-"""Failed-login throttling per account and per client address.
+"""Throttling of password guesses and registrations, with its state in the database
+(so it holds across workers and replicas).
 
-The state is in the database, so it holds across workers and instances. After
-LOGIN_MAX_FAILURES failures within LOGIN_FAILURE_WINDOW_SECONDS, every login
-attempt for that account or from that address is refused (429) for a while: one
-second, doubling with each further failure, never longer than the window. A
-successful login clears the account's record; any record expires a window after
-its first failure. LOGIN_MAX_FAILURES=0 turns throttling off.
+Every attempt takes its place in its records *before* the password is checked, in
+one atomic statement per record: concurrent attempts, on any worker, never check
+more passwords than the limits allow.
+
+A login (and the current-password check of a password change) counts against its
+account at its client address (LOGIN_MAX_FAILURES) and against the address across
+accounts (LOGIN_MAX_FAILURES_PER_ADDRESS, higher, so that an office behind one
+address is not locked out by a few typos); never against the account alone, so
+someone else's failures never throttle the owner at another address. A record at
+its limit refuses attempts (429) for one second, doubling with each further
+failure and never longer than the window; a record expires a window after its
+first failure. A successful login clears its account-and-address record and gives
+its place in the address's back. Registrations count per address and hour
+(REGISTRATION_MAX_PER_HOUR). A limit of 0 turns that limit off.
 """
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-{{ imports(config="settings", models="LoginThrottle, utcnow") }}
+{{ imports(config="settings", database="engine", models="LoginThrottle, utcnow") }}
+
+HOUR = timedelta(hours=1)
+#: Attempts at taking a place when a concurrent first failure creates the record.
+RACES = 3
 
 
 class ThrottledError(Exception):
-    """Too many recent failures; try again in ``retry_after`` seconds."""
+    """Too many recent attempts; try again in ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry after {retry_after} s")
         self.retry_after = retry_after
 
 
-def _account(username: str) -> str:
-    return f"user:{username.lower()[:100]}"
+@dataclass(frozen=True)
+class Limit:
+    """At most ``maximum`` attempts counted in ``key`` per ``window``; past it, a
+    doubling backoff (``backoff``) or a lock to the end of the window. A success
+    clears the record if ``cleared_by_success``, else gives its place back."""
+
+    key: str
+    maximum: int
+    window: timedelta
+    backoff: bool = True
+    cleared_by_success: bool = False
 
 
-def _keys(username: str, client: str | None) -> list[str]:
-    """The records a login attempt counts against: its account and its address."""
-    return [_account(username)] + ([f"ip:{client[:100]}"] if client else [])
+@dataclass(frozen=True)
+class Place:
+    """An attempt's place in one record: the count it made, in which window."""
+
+    limit: Limit
+    count: int
+    window_started_at: datetime
 
 
-def check(session: Session, username: str, client: str | None) -> None:
-    """Raise ThrottledError while the account or the client address is locked."""
-    if not settings.login_max_failures:
-        return
-    keys = _keys(username, client)
-    now = utcnow()
-    locked = session.scalars(
-        select(LoginThrottle.locked_until).where(
-            LoginThrottle.key.in_(keys), LoginThrottle.locked_until > now
-        )
-    ).all()
-    if locked:
-        raise ThrottledError(math.ceil((max(locked) - now).total_seconds()))
-
-
-def record_failure(session: Session, username: str, client: str | None) -> None:
-    """Count a failed login against the account and the address, locking those
-    over the limit."""
-    if not settings.login_max_failures:
-        return
-    now = utcnow()
+def login_limits(username: str, client: str | None) -> list[Limit]:
+    address = client or "unknown"
     window = timedelta(seconds=settings.login_failure_window_seconds)
-    for key in _keys(username, client):
-        over = _increment(session, key, now, window) - settings.login_max_failures
-        if over >= 0:
-            lock = min(window, timedelta(seconds=2 ** min(over, 30)))
-            session.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == key)
-                .values(locked_until=now + lock)
-            )
-        session.commit()
+    limits = [
+        Limit(
+            f"login:{username.lower()[:64]}@{address}",
+            settings.login_max_failures,
+            window,
+            cleared_by_success=True,
+        ),
+        Limit(f"address:{address}", settings.login_max_failures_per_address, window),
+    ]
+    return [limit for limit in limits if limit.maximum]
 
 
-def record_success(session: Session, username: str) -> None:
-    """Forget the account's failures (not the address's: a success on one account
-    must not reset a client that is guessing at others)."""
-    session.execute(
-        delete(LoginThrottle).where(LoginThrottle.key == _account(username))
+def registration_limits(client: str | None) -> list[Limit]:
+    maximum = settings.registration_max_per_hour
+    key = f"register:{client or 'unknown'}"
+    return [Limit(key, maximum, HOUR, backoff=False)] if maximum else []
+
+
+def reserve(limits: list[Limit]) -> list[Place]:
+    """Take a place in each limit's record, or raise ThrottledError (giving back
+    the places already taken). Committed at once, before the password check."""
+    places: list[Place] = []
+    for limit in limits:
+        try:
+            places.append(_take(limit, utcnow()))
+        except ThrottledError:
+            give_back(places)
+            raise
+    return places
+
+
+def give_back(places: list[Place]) -> None:
+    """Undo ``places``: the attempt was not a failure (or was never made)."""
+    with engine.begin() as connection:
+        for place in places:
+            _release(connection, place)
+
+
+def succeeded(places: list[Place]) -> None:
+    """A right password: clear its account-and-address record, give the rest back."""
+    with engine.begin() as connection:
+        for place in places:
+            if place.limit.cleared_by_success:
+                connection.execute(
+                    delete(LoginThrottle).where(LoginThrottle.key == place.limit.key)
+                )
+            else:
+                _release(connection, place)
+
+
+def forget_old(now: datetime, batch: int) -> int:
+    """Delete at most ``batch`` records whose window and lock are both over."""
+    longest = max(timedelta(seconds=settings.login_failure_window_seconds), HOUR)
+    expired = (
+        select(LoginThrottle.key)
+        .where(
+            LoginThrottle.window_started_at < now - longest,
+            or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+        )
+        .limit(batch)
     )
-    session.commit()
+    with engine.begin() as connection:
+        return connection.execute(
+            delete(LoginThrottle).where(LoginThrottle.key.in_(expired))
+        ).rowcount
 
 
-def _increment(session: Session, key: str, now: datetime, window: timedelta) -> int:
-    """Add one failure to ``key`` atomically (safe with concurrent workers)."""
-    counted = session.scalar(
+def _take(limit: Limit, now: datetime) -> Place:
+    for _ in range(RACES):
+        try:
+            with engine.begin() as connection:
+                return _take_in(connection, limit, now)
+        except IntegrityError:  # another worker started the record first: count on it
+            continue
+    raise ThrottledError(1)
+
+
+def _take_in(connection: Connection, limit: Limit, now: datetime) -> Place:
+    record = LoginThrottle.__table__.c
+    # One statement: the count goes up only while the record is not locked, and
+    # the row stays locked to this transaction until its lock is set below.
+    taken = connection.execute(
         update(LoginThrottle)
-        .where(LoginThrottle.key == key, LoginThrottle.window_started_at > now - window)
-        .values(failures=LoginThrottle.failures + 1)
-        .returning(LoginThrottle.failures)
+        .where(
+            record.key == limit.key,
+            record.window_started_at > now - limit.window,
+            or_(record.locked_until.is_(None), record.locked_until <= now),
+        )
+        .values(failures=record.failures + 1)
+        .returning(record.failures, record.window_started_at)
+    ).one_or_none()
+    if taken is None:
+        found = connection.execute(
+            select(record.locked_until).where(record.key == limit.key)
+        ).one_or_none()
+        if found is not None and found.locked_until and found.locked_until > now:
+            raise ThrottledError(_seconds(found.locked_until - now))
+        # No record, or its window is over: this attempt starts a new window. (If
+        # another worker started one meanwhile, the insert fails and _take tries
+        # again, counting on that one.)
+        connection.execute(
+            delete(LoginThrottle).where(
+                record.key == limit.key, record.window_started_at <= now - limit.window
+            )
+        )
+        connection.execute(
+            insert(LoginThrottle).values(
+                key=limit.key, failures=1, window_started_at=now
+            )
+        )
+        count, started = 1, now
+    else:
+        count, started = taken.failures, taken.window_started_at
+    if count >= limit.maximum:
+        # This attempt is the last one the limit allows: until it turns out right,
+        # the next one waits.
+        if limit.backoff:
+            wait = min(
+                limit.window, timedelta(seconds=2 ** min(count - limit.maximum, 30))
+            )
+        else:
+            wait = started + limit.window - now
+        connection.execute(
+            update(LoginThrottle)
+            .where(record.key == limit.key)
+            .values(locked_until=now + wait)
+        )
+    return Place(limit, count, started)
+
+
+def _release(connection: Connection, place: Place) -> None:
+    record = LoginThrottle.__table__.c
+    connection.execute(
+        update(LoginThrottle)
+        .where(
+            record.key == place.limit.key,
+            record.window_started_at == place.window_started_at,
+            record.failures > 0,
+        )
+        .values(
+            failures=record.failures - 1,
+            # The lock this attempt set is lifted unless a later attempt came since.
+            locked_until=case(
+                (record.failures == place.count, None), else_=record.locked_until
+            ),
+        )
     )
-    if counted is not None:
-        return counted
-    # No record, or one whose window is over: start a new window.
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
-    session.add(LoginThrottle(key=key, failures=1, window_started_at=now))
-    try:
-        session.commit()
-    except IntegrityError:  # another worker started it first: count on theirs
-        session.rollback()
-        return _increment(session, key, now, window)
-    return 1
+
+
+def _seconds(wait: timedelta) -> int:
+    return max(1, math.ceil(wait.total_seconds()))

@@ -1,11 +1,16 @@
 """JWT access tokens, made and checked with {{ {"pyjwt": "PyJWT", "python-jose": "python-jose", "joserfc": "joserfc"}[cookiecutter.jwt_library] }}.
 
-Only the configured algorithm is accepted; ``exp``, ``iat``, ``sub``, ``jti``,
-``iss``, ``aud``, ``sid`` and ``type`` are required, issuer and audience must be
-ours, ``exp`` and ``nbf`` are enforced and a ``crit`` header is refused.
-(Refresh tokens are not JWTs: see the auth service.)
+Only the configured algorithm is accepted, and a header holding anything but
+``alg`` and ``typ`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
+``jti``, ``iss``, ``aud``, ``sid`` and ``type`` are required, each of the type this
+service writes, issuer and audience must be ours, and ``exp`` and ``nbf`` are
+enforced. Any token that fails any of this, however malformed, is invalid: never
+an error. (Refresh tokens are not JWTs: see the auth service.)
 """
 
+import base64
+import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,6 +32,13 @@ from joserfc.jwk import OctKey
 
 ACCESS = "access"
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
+#: What this service puts in ``sub`` (a user id), and in ``sid`` and ``jti`` (ids).
+SUBJECT = re.compile(r"[1-9][0-9]{0,17}")
+ID = re.compile(r"[0-9a-f]{32}")
+#: The header fields this service writes; any other could change how a token
+#: must be read.
+HEADER_FIELDS = frozenset({"alg", "typ"})
+TIMES = ("exp", "iat", "nbf")
 
 
 class InvalidTokenError(Exception):
@@ -38,7 +50,7 @@ class InvalidTokenError(Exception):
 class AccessToken:
     """What a valid access token says: whose it is and which login issued it."""
 
-    subject: str
+    user_id: int
     session_id: str
     expires_at: float
 
@@ -77,15 +89,51 @@ def decode_access_token(token: str) -> AccessToken:
 
 @lru_cache(maxsize=4096)
 def _verify(token: str) -> AccessToken:
+    try:
+        return _read(token)
+    except InvalidTokenError:
+        raise
+    except Exception as error:
+        # A token is untrusted input: whatever a library fails on in it (a header
+        # or claim of an unexpected type), it is not a valid token.
+        raise InvalidTokenError(type(error).__name__) from error
+
+
+def _read(token: str) -> AccessToken:
+    header = _header(token)
+    if (
+        not HEADER_FIELDS.issuperset(header)
+        or header.get("alg") != settings.algorithm
+        or header.get("typ", "JWT") != "JWT"
+    ):
+        raise InvalidTokenError("unexpected header")
     claims = _decode(token)
-    subject, session_id = claims.get("sub"), claims.get("sid")
+    # Checked even where only a holder of the key could have signed them otherwise.
     if claims.get("type") != ACCESS:
         raise InvalidTokenError("not an access token")
-    if not isinstance(subject, str) or not subject:
-        raise InvalidTokenError("token has no subject")
-    if not isinstance(session_id, str) or not session_id:
-        raise InvalidTokenError("token has no session")
-    return AccessToken(subject, session_id, claims["exp"])
+    subject, session_id = claims.get("sub"), claims.get("sid")
+    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+        raise InvalidTokenError("token has no user id")
+    ids = (session_id, claims.get("jti"))
+    if not all(isinstance(id_, str) and ID.fullmatch(id_) for id_ in ids):
+        raise InvalidTokenError("token has no login or token id")
+    if not all(_is_time(claims[name]) for name in TIMES if name in claims):
+        raise InvalidTokenError("a time claim is not a number")
+    if claims["exp"] - claims["iat"] > settings.access_token_expire_minutes * 60:
+        raise InvalidTokenError("token lives longer than ACCESS_TOKEN_EXPIRE_MINUTES")
+    return AccessToken(int(subject), session_id, claims["exp"])
+
+
+def _header(token: str) -> dict[str, Any]:
+    segment = token.split(".", 1)[0]
+    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if not isinstance(header, dict):
+        raise InvalidTokenError("the header is not an object")
+    return header
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _secret() -> str:

@@ -14,7 +14,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-{{ imports(passwords="MAX_BYTES, MIN_LENGTH") }}
+{{ imports(passwords="MAX_BYTES, MIN_LENGTH, too_long", schemas="RequestModel") }}
 
 #: ASCII only, so that case-insensitive comparison means the same on every database
 #: and look-alike characters cannot impersonate another user.
@@ -27,7 +27,7 @@ Username = Annotated[
 
 
 def _fits_hasher(password: str) -> str:
-    if len(password.encode()) > MAX_BYTES:
+    if too_long(password):
         raise ValueError(f"must be at most {MAX_BYTES} bytes when UTF-8 encoded")
     return password
 
@@ -37,7 +37,7 @@ NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_
 FullName = Annotated[str, Field(max_length=255)]
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     """A new account. Privileged fields (is_active, is_superuser) are not accepted
     here and are ignored if sent."""
 
@@ -47,7 +47,7 @@ class UserCreate(BaseModel):
     full_name: FullName | None = None
 
 
-class UserUpdateMe(BaseModel):
+class UserUpdateMe(RequestModel):
     """What users may change about themselves (privileged fields are ignored)."""
 
     email: EmailStr | None = None
@@ -68,7 +68,7 @@ class UserAdminUpdate(UserUpdateMe):
         return value
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     current_password: str
     new_password: NewPassword
 

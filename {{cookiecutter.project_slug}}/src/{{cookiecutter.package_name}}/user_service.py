@@ -1,15 +1,21 @@
 """Reading, creating, changing and deleting users."""
 
+import contextlib
+
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-{{ imports(models="User", passwords="hash_password", user_schemas="UserCreate, UserUpdateMe") }}
+{{ imports(models="User", passwords="hash_password_blocking", user_schemas="UserCreate, UserUpdateMe") }}
 
 
 class UsernameTakenError(Exception):
     """Another user already has this username (in any letter case)."""
+
+
+class FirstSuperuserError(Exception):
+    """FIRST_SUPERUSER cannot be created as configured (the message says why)."""
 
 
 def get_user_by_username(session: Session, username: str) -> User | None:
@@ -24,17 +30,25 @@ def list_users(session: Session, skip: int, limit: int) -> list[User]:
     )
 
 
+def check_username_free(session: Session, username: str) -> None:
+    """Raise UsernameTakenError if the name is taken (before hashing a password)."""
+    if get_user_by_username(session, username) is not None:
+        raise UsernameTakenError(username)
+
+
 def create_user(
-    session: Session, data: UserCreate, *, is_superuser: bool = False
+    session: Session,
+    data: UserCreate,
+    hashed_password: str,
+    *,
+    is_superuser: bool = False,
 ) -> User:
-    """Store a new active user; raises UsernameTakenError."""
-    if get_user_by_username(session, data.username) is not None:
-        raise UsernameTakenError(data.username)
+    """Store a new active user with its password's hash; raises UsernameTakenError."""
     user = User(
         username=data.username,
         email=data.email,
         full_name=data.full_name,
-        hashed_password=hash_password(data.password),
+        hashed_password=hashed_password,
         is_superuser=is_superuser,
     )
     session.add(user)
@@ -60,24 +74,29 @@ def delete_user(session: Session, user: User) -> None:
     session.commit()
 
 
-def create_first_superuser(
-    session: Session, username: str, password: str
-) -> User | None:
-    """Create the configured first superuser unless the username exists (so every
-    start-up may call it). Invalid values raise ValueError naming the problem,
-    never the password."""
-    if get_user_by_username(session, username) is not None:
-        return None
+def create_first_superuser(session: Session, username: str, password: str) -> None:
+    """Create the configured first superuser unless it exists (so every start-up
+    may call it). Raises FirstSuperuserError, naming the problem and never the
+    password, for invalid values or a username held by a user who is not a
+    superuser (registered by someone else before the operator configured it)."""
+    existing = get_user_by_username(session, username)
+    if existing is not None:
+        if not existing.is_superuser:
+            raise FirstSuperuserError(
+                f"FIRST_SUPERUSER {username!r} is already a user who is not a "
+                "superuser; choose another name, or promote that user if it is yours"
+            )
+        return
     try:
         data = UserCreate(username=username, password=password)
     except ValidationError as error:
         problems = "; ".join(
             f"{e['loc'][0]}: {e['msg']}" for e in error.errors(include_input=False)
         )
-        raise ValueError(
+        raise FirstSuperuserError(
             f"FIRST_SUPERUSER / FIRST_SUPERUSER_PASSWORD: {problems}"
         ) from None
-    try:
-        return create_user(session, data, is_superuser=True)
-    except UsernameTakenError:  # another worker created it meanwhile
-        return None
+    with contextlib.suppress(UsernameTakenError):  # another worker created it
+        create_user(
+            session, data, hash_password_blocking(data.password), is_superuser=True
+        )

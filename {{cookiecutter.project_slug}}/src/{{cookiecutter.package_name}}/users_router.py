@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from anyio import to_thread
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser", models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="UsernameTakenError, create_user, delete_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", models="User", passwords="hash_password", throttle="registration_limits, reserve", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="check_username_free, create_user, delete_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -20,14 +21,12 @@ MAX_ID = 2**31 - 1
 UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def register(data: UserCreate, session: SessionDep) -> User:
+async def register(data: UserCreate, session: SessionDep, request: Request) -> User:
     """Create an account; log in with POST /token or POST /login afterwards."""
-    try:
-        return create_user(session, data)
-    except UsernameTakenError:
-        raise HTTPException(
-            status_code=status.HTTP_409_CONFLICT, detail="Username already registered"
-        ) from None
+    await to_thread.run_sync(reserve, registration_limits(client_address(request)))
+    await to_thread.run_sync(check_username_free, session, data.username)
+    hashed_password = await hash_password(data.password)
+    return await to_thread.run_sync(create_user, session, data, hashed_password)
 
 
 # POST /users/ (seed 002) and POST /register (seed 004) are the same operation.
@@ -39,7 +38,10 @@ for path in ("/users/", "/register"):
         status_code=status.HTTP_201_CREATED,
         response_model=UserPublic,
         responses={
-            status.HTTP_409_CONFLICT: {"description": "Username already registered"}
+            status.HTTP_409_CONFLICT: {"description": "Username already registered"},
+            status.HTTP_429_TOO_MANY_REQUESTS: {
+                "description": "Too many registrations from this address"
+            },
         },
     )
 
@@ -60,18 +62,19 @@ def update_current_user(
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=UNAUTHENTICATED
-    | {status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"}},
+    | {
+        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many wrong passwords"},
+    },
 )
-def change_current_password(
-    body: PasswordChange, user: CurrentUser, session: SessionDep
+async def change_current_password(
+    body: PasswordChange, user: CurrentUser, request: Request
 ) -> Response:
-    """Change your password; every login (this one included) ends: log in again."""
-    record = _get_user(session, user.id)
-    if not change_password(session, record, body.current_password, body.new_password):
-        raise HTTPException(
-            status_code=status.HTTP_400_BAD_REQUEST,
-            detail="Current password is incorrect",
-        )
+    """Change your password; every login (this one included) ends: log in again.
+    Wrong current passwords are throttled like failed logins."""
+    await change_password(
+        user, body.current_password, body.new_password, client_address(request)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -122,9 +125,15 @@ def update_any_user(
             status_code=status.HTTP_400_BAD_REQUEST,
             detail="Superusers cannot deactivate or demote themselves",
         )
+    if changes.is_active is False:
+        revoke_all_sessions(session, user.id)
     update_user(session, user, changes)
-    if not user.is_active:
-        revoke_all_sessions(session, user)
+    log_event(
+        "user_changed",
+        user_id=user.id,
+        by=admin.id,
+        fields=sorted(changes.model_fields_set),
+    )
     return user
 
 
@@ -144,4 +153,5 @@ def delete_any_user(
             detail="Superusers cannot delete themselves",
         )
     delete_user(session, user)
+    log_event("user_deleted", user_id=user_id, by=admin.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,100 @@
+"""How failures become HTTP answers: every domain exception is mapped here, once.
+
+Routes and services raise; this module decides the status, the detail and the
+headers. No answer ever repeats what was sent (it may hold a password).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", passwords="HashingBusyError", throttle="ThrottledError", user_service="UsernameTakenError") }}
+
+#: Seconds a client should wait before trying again while the database is away.
+DATABASE_RETRY_AFTER = 5
+
+#: What any route may answer besides its own, for the OpenAPI schema.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Request body too large"},
+    status.HTTP_503_SERVICE_UNAVAILABLE: {
+        "description": "Database unavailable, or too many logins at once"
+    },
+}
+
+Handler = Callable[[Request, Any], Awaitable[JSONResponse]]
+
+
+def _answer(
+    status_code: int, detail: str, headers: dict[str, str] | None = None
+) -> Handler:
+    async def handle(_request: Request, _error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": detail}, status_code, headers=headers)
+
+    return handle
+
+
+async def _validation_failed(
+    _request: Request, error: RequestValidationError
+) -> JSONResponse:
+    """422 naming each problem and where it is, without the value sent."""
+    problems = [
+        {"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in error.errors()
+    ]
+    return JSONResponse(
+        {"detail": jsonable_encoder(problems)},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _throttled(_request: Request, error: ThrottledError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Too many attempts; try again later"},
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
+BEARER = {"WWW-Authenticate": "Bearer"}
+
+HANDLERS: dict[type[Exception], Handler] = {
+    RequestValidationError: _validation_failed,
+    ThrottledError: _throttled,
+    InvalidCredentialsError: _answer(
+        status.HTTP_401_UNAUTHORIZED, "Incorrect username or password", BEARER
+    ),
+    InvalidRefreshTokenError: _answer(
+        status.HTTP_401_UNAUTHORIZED, "Invalid refresh token", BEARER
+    ),
+    WrongPasswordError: _answer(
+        status.HTTP_400_BAD_REQUEST, "Current password is incorrect"
+    ),
+    UsernameTakenError: _answer(
+        status.HTTP_409_CONFLICT, "Username already registered"
+    ),
+    HashingBusyError: _answer(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Too many logins at once; try again shortly",
+        {"Retry-After": "1"},
+    ),
+    # The database is down, restarting or out of connections: the caller is not
+    # at fault (a bearer route must not answer 401), and it will pass.
+    **dict.fromkeys(
+        (OperationalError, InterfaceError, PoolTimeoutError),
+        _answer(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Database unavailable; try again shortly",
+            {"Retry-After": str(DATABASE_RETRY_AFTER)},
+        ),
+    ),
+}
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    for error, handler in HANDLERS.items():
+        app.add_exception_handler(error, handler)
