@@ -66,16 +66,14 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
     none), costs one password check whether or not the user exists, and upgrades
     an outdated password hash; raises InvalidCredentialsError.
     """
-    places = await to_thread.run_sync(reserve, login_limits(username, client))
-    user = await to_thread.run_sync(_find_user, username)
+    places, user = await to_thread.run_sync(_attempt_login, username, client)
     valid, new_hash = await _checked(
         places, password, user.hashed_password if user else None
     )
     if user is None or not valid or not user.is_active:
         log_event("login_failed", user_id=user.id if user else None, client=client)
         raise InvalidCredentialsError
-    token = await to_thread.run_sync(_start_login, user.id, new_hash)
-    await to_thread.run_sync(succeeded, places)
+    token = await to_thread.run_sync(_start_login, user.id, new_hash, places)
     log_event("login", user_id=user.id, client=client)
     return token
 
@@ -85,15 +83,13 @@ async def change_password(
 ) -> None:
     """Set a new password if ``current`` is right (throttled like a login), and end
     every login of the user; raises WrongPasswordError."""
-    places = await to_thread.run_sync(reserve, login_limits(user.username, client))
-    stored = await to_thread.run_sync(_stored_hash, user.id)
+    places, stored = await to_thread.run_sync(_attempt_password_change, user, client)
     valid, _ = await _checked(places, current, stored)
     if not valid:
         log_event("password_change_failed", user_id=user.id, client=client)
         raise WrongPasswordError
     new_hash = await hash_password(new)
-    await to_thread.run_sync(_store_password, user.id, new_hash)
-    await to_thread.run_sync(succeeded, places)
+    await to_thread.run_sync(_store_password, user.id, new_hash, places)
     log_event("password_changed", user_id=user.id, client=client)
 
 
@@ -108,32 +104,44 @@ async def _checked(
         raise
 
 
-def _find_user(username: str) -> User | None:
+def _attempt_login(
+    username: str, client: str | None
+) -> tuple[list[Place], User | None]:
+    """The attempt's places in the throttle, then the user (read, not kept open)."""
+    places = reserve(login_limits(username, client))
     with SessionLocal() as session:
-        return get_user_by_username(session, username)
+        return places, get_user_by_username(session, username)
 
 
-def _stored_hash(user_id: int) -> str | None:
+def _attempt_password_change(
+    user: UserPublic, client: str | None
+) -> tuple[list[Place], str | None]:
+    places = reserve(login_limits(user.username, client))
     with SessionLocal() as session:
-        return session.scalar(select(User.hashed_password).where(User.id == user_id))
+        stored = select(User.hashed_password).where(User.id == user.id)
+        return places, session.scalar(stored)
 
 
-def _start_login(user_id: int, new_hash: str | None) -> Token:
+def _start_login(user_id: int, new_hash: str | None, places: list[Place]) -> Token:
+    """The login, an upgraded hash and the throttle's success: one transaction."""
     with SessionLocal.begin() as session:
         if new_hash is not None:
             session.execute(
                 update(User).where(User.id == user_id).values(hashed_password=new_hash)
             )
+        succeeded(session.connection(), places)
         return start_session(session, user_id)
 
 
-def _store_password(user_id: int, new_hash: str) -> None:
-    """The new hash and the end of every login, in one transaction."""
+def _store_password(user_id: int, new_hash: str, places: list[Place]) -> None:
+    """The new hash, the end of every login and the throttle's success: one
+    transaction."""
     with SessionLocal.begin() as session:
         session.execute(
             update(User).where(User.id == user_id).values(hashed_password=new_hash)
         )
         revoke_all_sessions(session, user_id)
+        succeeded(session.connection(), places)
 
 
 def start_session(session: Session, user_id: int) -> Token:

@@ -83,16 +83,16 @@ def registration_limits(client: str | None) -> list[Limit]:
 
 
 def reserve(limits: list[Limit]) -> list[Place]:
-    """Take a place in each limit's record, or raise ThrottledError (giving back
-    the places already taken). Committed at once, before the password check."""
-    places: list[Place] = []
-    for limit in limits:
+    """Take a place in each limit's record, or raise ThrottledError (and take
+    none). Committed at once, in one transaction, before the password check."""
+    now = utcnow()
+    for _ in range(RACES):
         try:
-            places.append(_take(limit, utcnow()))
-        except ThrottledError:
-            give_back(places)
-            raise
-    return places
+            with engine.begin() as connection:
+                return [_take(connection, limit, now) for limit in limits]
+        except IntegrityError:  # another worker started a record first: count on it
+            continue
+    raise ThrottledError(1)
 
 
 def give_back(places: list[Place]) -> None:
@@ -102,16 +102,16 @@ def give_back(places: list[Place]) -> None:
             _release(connection, place)
 
 
-def succeeded(places: list[Place]) -> None:
-    """A right password: clear its account-and-address record, give the rest back."""
-    with engine.begin() as connection:
-        for place in places:
-            if place.limit.cleared_by_success:
-                connection.execute(
-                    delete(LoginThrottle).where(LoginThrottle.key == place.limit.key)
-                )
-            else:
-                _release(connection, place)
+def succeeded(connection: Connection, places: list[Place]) -> None:
+    """A right password: clear the records a success clears, give the other places
+    back (in the caller's transaction, with the login it records)."""
+    for place in places:
+        if place.limit.cleared_by_success:
+            connection.execute(
+                delete(LoginThrottle).where(LoginThrottle.key == place.limit.key)
+            )
+        else:
+            _release(connection, place)
 
 
 def forget_old(now: datetime, batch: int) -> int:
@@ -131,17 +131,7 @@ def forget_old(now: datetime, batch: int) -> int:
         ).rowcount
 
 
-def _take(limit: Limit, now: datetime) -> Place:
-    for _ in range(RACES):
-        try:
-            with engine.begin() as connection:
-                return _take_in(connection, limit, now)
-        except IntegrityError:  # another worker started the record first: count on it
-            continue
-    raise ThrottledError(1)
-
-
-def _take_in(connection: Connection, limit: Limit, now: datetime) -> Place:
+def _take(connection: Connection, limit: Limit, now: datetime) -> Place:
     record = LoginThrottle.__table__.c
     # One statement: the count goes up only while the record is not locked, and
     # the row stays locked to this transaction until its lock is set below.
@@ -162,7 +152,7 @@ def _take_in(connection: Connection, limit: Limit, now: datetime) -> Place:
         if found is not None and found.locked_until and found.locked_until > now:
             raise ThrottledError(_seconds(found.locked_until - now))
         # No record, or its window is over: this attempt starts a new window. (If
-        # another worker started one meanwhile, the insert fails and _take tries
+        # another worker started one meanwhile, the insert fails and reserve tries
         # again, counting on that one.)
         connection.execute(
             delete(LoginThrottle).where(
