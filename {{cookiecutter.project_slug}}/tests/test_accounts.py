@@ -1,6 +1,7 @@
 """Managing your own account, and superusers managing everyone's."""
 
 import importlib
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
@@ -183,6 +184,28 @@ def test_deletion_ends_every_token(
     ]
     client.delete(f"/users/{user_id}", headers=bearer(admin["access_token"]))
     assert me_status(client, tokens["access_token"]) == 401
+
+
+def test_superuser_changes_are_logged(
+    client: TestClient, admin: dict, user: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = bearer(admin["access_token"])
+    with caplog.at_level(logging.INFO):
+        client.patch(
+            f"/users/{user['id']}", json={"is_superuser": True}, headers=headers
+        )
+        client.delete(f"/users/{user['id']}", headers=headers)
+    events = [r.fields for r in caplog.records if r.name.endswith(".events")]
+    root = events[0]["by"]
+    assert events == [
+        {
+            "event": "user_changed",
+            "user_id": user["id"],
+            "by": root,
+            "fields": ["is_superuser"],
+        },
+        {"event": "user_deleted", "user_id": user["id"], "by": root},
+    ]
 
 
 def test_superusers_cannot_lock_themselves_out(client: TestClient, admin: dict) -> None:

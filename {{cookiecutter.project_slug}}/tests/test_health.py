@@ -11,9 +11,9 @@ from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-{{ imports(auth_service="CALLER", config="settings", database="", main="start_up", models="User", tokens="decode_access_token") }}
+{{ imports(auth_service="CALLER", config="settings", database="", main="", models="User", tokens="decode_access_token") }}
 
 from .conftest import me_status
 
@@ -34,6 +34,40 @@ def test_health_is_503_when_the_database_does_not(
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable"}
+
+
+def test_a_new_sqlite_database_file_is_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with engine.connect() as connection:
+        connection.execute(text("CREATE TABLE t (x INTEGER)"))
+        connection.commit()
+    engine.dispose()
+    assert {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {
+        "new.db": 0o600
+    }
+
+
+def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = []
+
+    def purge() -> int:
+        runs.append(1)
+        if len(runs) == 1:
+            raise OperationalError("DELETE", None, Exception("the database is down"))
+        return 0
+
+    monkeypatch.setattr(main, "purge", purge)
+
+    async def a_while() -> None:
+        with anyio.move_on_after(0.5):
+            await main.purge_regularly(0.01)
+
+    anyio.run(a_while)
+    assert len(runs) >= 3
 
 
 def test_alembic_check_finds_no_unmigrated_model_change(client: TestClient) -> None:
@@ -67,9 +101,9 @@ def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
     monkeypatch.setattr(settings, "auto_migrate", False)
     refusal = r"AUTO_MIGRATE is off: run `python -m \w+ migrate` first"
     with pytest.raises(database.SchemaOutdatedError, match=refusal):
-        start_up()
+        main.start_up()
     database.migrate()
-    start_up()  # now current: starts
+    main.start_up()  # now current: starts
 
 
 def test_read_one_gives_the_values_sqlalchemy_gives(tokens: dict[str, str]) -> None:

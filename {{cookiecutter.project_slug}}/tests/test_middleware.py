@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 {{ imports(config="settings", main="create_app", middleware="JsonFormatter, logger") }}
 
-from .conftest import PASSWORD, bearer
+from .conftest import PASSWORD, bearer, login
 
 
 def test_every_response_has_a_request_id_and_security_headers(
@@ -96,3 +96,46 @@ def test_configured_origins_may_call_the_api(monkeypatch: pytest.MonkeyPatch) ->
         )
         other = cors_client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_security_events_are_logged_with_ids_never_secrets(
+    client: TestClient,
+    user: dict,
+    tokens: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        client.post(
+            "/login", json={"username": "alice", "password": "wrong " + PASSWORD}
+        )
+        client.post("/login", json={"username": PASSWORD, "password": PASSWORD})
+        renewed = client.post(
+            "/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+        ).json()
+        client.post("/token/refresh", json={"refresh_token": tokens["refresh_token"]})
+        fresh = login(client, "alice", PASSWORD)
+        client.post("/logout", json={"refresh_token": fresh["refresh_token"]})
+        again = login(client, "alice", PASSWORD)
+        change = {"current_password": PASSWORD, "new_password": "a new password 1"}
+        client.post(
+            "/users/me/password", json=change, headers=bearer(again["access_token"])
+        )
+    events = [r.fields for r in caplog.records if r.name.endswith(".events")]
+    assert [event["event"] for event in events] == [
+        "login_failed",
+        "login_failed",
+        "refresh_token_reused",
+        "login",
+        "logout",
+        "login",
+        "password_changed",
+    ]
+    assert events[0] == {
+        "event": "login_failed",
+        "user_id": user["id"],
+        "client": "testclient",
+    }
+    assert events[1]["user_id"] is None  # a password typed as the name is not logged
+    text = json.dumps(events)
+    for secret in (PASSWORD, tokens["refresh_token"], renewed["access_token"]):
+        assert secret not in text
