@@ -13,6 +13,9 @@ service on a sqlite file or a throwaway PostgreSQL. It seeds users straight into
 database (one password hash shared by all, so 100,000 users take seconds) and drives
 load with wrk (installed with apt-get when missing).
 Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
+Last, the write routes PATCH /users/me and POST /token/refresh (one connection
+each) idle and then during 60 correct logins at once in a loop, with the logins'
+answers by status (503: the hashing queue was full).
 
 A script that prints figures, not a test: these machines are shared and noisy, so
 compare ratios measured in one run, not absolute numbers across runs.
@@ -26,6 +29,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -35,9 +39,10 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,11 +113,85 @@ app.add_middleware(RequestMiddleware)
 async def floor(user: Annotated[UserPublic, Depends(caller)]) -> UserPublic:
     return user
 """
-POST_FORM = """\
-wrk.method = "POST"
-wrk.body = "{body}"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+#: A wrk script for one fixed request (``body`` in a Lua long string, so JSON fits).
+REQUEST = """\
+wrk.method = "{method}"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "{content_type}"
 """
+#: Correct logins in a loop (arguments: the first and last user number, the
+#: url-encoded password), cycling through those users so that no (account, address)
+#: pair nor any user's cap on live logins takes them all; answers are counted by
+#: status and printed at the end as "status N: M".
+#: A 503 delays one next request by its Retry-After (at most 5 s), as a client would.
+LOGIN_FLOOD = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local threads = {}
+
+function setup(thread)
+  thread:set("offset", #threads * 37)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  first, users = tonumber(args[1]), tonumber(args[2]) - tonumber(args[1]) + 1
+  password, n = args[3], offset
+  answers, backoff = {}, 0
+end
+
+function request()
+  n = n + 1
+  local user = first + n % users
+  return wrk.format(nil, nil, nil, "username=user" .. user .. "&password=" .. password)
+end
+
+function response(status, headers, body)
+  answers[status] = (answers[status] or 0) + 1
+  if status == 503 then
+    local after = headers["Retry-After"] or headers["retry-after"]
+    backoff = math.min(tonumber(after) or 1, 5) * 1000
+  end
+end
+
+function delay()
+  local ms = backoff
+  backoff = 0
+  return ms
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("answers")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  for status, count in pairs(total) do
+    io.write(string.format("status %d: %d\\n", status, count))
+  end
+end
+"""
+#: POST /token/refresh in a chain (argument: the first refresh token): each answer's
+#: refresh token is the next request's, as refresh tokens are good for one use.
+REFRESH_CHAIN = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+function init(args)
+  token = args[1]
+end
+
+function request()
+  return wrk.format(nil, nil, nil, '{"refresh_token": "' .. token .. '"}')
+end
+
+function response(status, headers, body)
+  token = body:match('"refresh_token"%s*:%s*"([^"]+)"') or token
+end
+"""
+#: How many correct logins at once load the service while the write routes are timed.
+FLOOD = 60
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -123,24 +202,47 @@ class Figure:
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    #: Requests answered within the run (wrk's count), when known.
+    answered: int | None = None
+
+    def percentiles(self) -> str:
+        """p50 / p99 in ms, or why there are none."""
+        if self.answered == 0:
+            return "no answer in the run"
+        return f"{self.p50_ms:.2f} / {self.p99_ms:.2f}"
 
 
-def wrk(
+def wrk_command(
     url: str,
     *,
     duration: int,
     connections: int,
     headers: dict[str, str] | None = None,
     script: str | None = None,
-) -> Figure:
-    """One wrk run (2 threads, or 1 for a single connection) with latency figures."""
+    script_args: tuple[str, ...] = (),
+    timeout: int | None = None,
+) -> list[str]:
+    """A wrk command line: 2 threads, or 1 for a single connection."""
     threads = min(2, connections)
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     if script:
         args += ["-s", script]
-    output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if timeout:
+        args += ["--timeout", f"{timeout}s"]
+    return [*args, url, *(["--", *script_args] if script_args else [])]
+
+
+def wrk(url: str, **options: Any) -> Figure:
+    """One wrk run with latency figures (``options``: those of wrk_command)."""
+    command = wrk_command(url, **options)
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(url, output)
+
+
+def parse_wrk(url: str, output: str) -> Figure:
+    """The figures in wrk's report (run with --latency)."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
     def percentile(p: int) -> float:
@@ -155,7 +257,55 @@ def wrk(
     errors = int(bad.group(1)) if bad else 0
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Figure(url, rps, percentile(50), percentile(99), errors)
+    answered = int(re.search(r"(\d+) requests in", output).group(1))
+    return Figure(url, rps, percentile(50), percentile(99), errors, answered)
+
+
+@dataclass
+class Flood:
+    """A background wrk run of logins; its figures are filled in when it has ended."""
+
+    logins: Figure | None = None
+    #: Answers by HTTP status, counted by the script.
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    def answers(self) -> str:
+        """Answers by status, 503 (hashing queue full) always among them."""
+        counts = {503: 0} | self.statuses
+        return ", ".join(f"{n} x {status}" for status, n in sorted(counts.items()))
+
+
+@contextmanager
+def login_flood(base: str, tmp: Path, connections: int, seconds: int) -> Iterator[Flood]:
+    """``connections`` correct logins at once in a loop on POST /token for
+    ``seconds``, from 2 s before the body runs; waits for the end. They log in as
+    user3..user100: user1 and user2 are left to the routes timed meanwhile."""
+    script = tmp / "login_flood.lua"
+    script.write_text(LOGIN_FLOOD)
+    command = wrk_command(
+        base + "/token",
+        duration=seconds,
+        connections=connections,
+        script=str(script),
+        script_args=("3", "100", urllib.parse.quote_plus(PASSWORD)),
+        timeout=60,  # queued logins wait long; wrk's default (2 s) would drop them
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    flood = Flood()
+    try:
+        time.sleep(2)
+        yield flood
+        output, _ = process.communicate(timeout=seconds + 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode:
+        raise SystemExit(f"wrk (login flood) failed:\n{output}")
+    flood.logins = parse_wrk(base + "/token", output)
+    flood.statuses = {
+        int(status): int(n) for status, n in re.findall(r"^status (\d+): (\d+)$", output, re.M)
+    }
 
 
 @contextmanager
@@ -182,6 +332,7 @@ def uvicorn(
         env={**os.environ, **settings},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers too can be ended, if they hang
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -199,17 +350,26 @@ def uvicorn(
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def login_form(username: str) -> str:
     return urllib.parse.urlencode({"username": username, "password": PASSWORD})
 
 
-def token_for(base: str, username: str) -> str:
+def tokens_for(base: str, username: str) -> dict[str, str]:
+    """A new login's token pair."""
     status, body = http("POST", f"{base}/token", form={"username": username, "password": PASSWORD})
     assert status == 200, body
-    return body["access_token"]
+    return body
+
+
+def token_for(base: str, username: str) -> str:
+    return tokens_for(base, username)["access_token"]
 
 
 def login_time_ratio(base: str, rounds: int = 30) -> tuple[float, float]:
@@ -300,7 +460,10 @@ def measure(
         "ENVIRONMENT": "production",
         "SECRET_KEY": secrets.token_urlsafe(64),
         "DATABASE_URL": database.url,
-        "LOGIN_MAX_FAILURES": "0",  # the login loops below are not an attack
+        # The login loops below are not an attack: no throttling per account and
+        # address nor per address (which counts logins in flight too).
+        "LOGIN_MAX_FAILURES": "0",
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": "0",
     }
     try:
         with uvicorn(env, "bench_floor:app", tmp, workers, settings) as base:
@@ -318,7 +481,9 @@ def measure(
             env,
             project,
             settings,
-            f"from {modules['passwords']} import hash_password; print(hash_password({PASSWORD!r}))",
+            f"import asyncio, inspect; from {modules['passwords']} import hash_password\n"
+            f"hashed = hash_password({PASSWORD!r})\n"  # async where logins hold no thread
+            "print(asyncio.run(hashed) if inspect.isawaitable(hashed) else hashed)",
         )
         database.add_users(1, 100, hashed)
         with uvicorn(env, f"{modules['main']}:app", project, workers, settings) as base:
@@ -334,7 +499,13 @@ def measure(
             figures.append(idle)
 
             form = tmp / "login.lua"
-            form.write_text(POST_FORM.format(body=login_form("user1")))
+            form.write_text(
+                REQUEST.format(
+                    method="POST",
+                    body=login_form("user1"),
+                    content_type="application/x-www-form-urlencoded",
+                )
+            )
             for concurrency in (1, 8):
                 figure = wrk(
                     base + "/token", duration=duration, connections=concurrency, script=str(form)
@@ -342,15 +513,11 @@ def measure(
                 figure.name = f"POST /token, {concurrency} at once"
                 figures.append(figure)
 
-            logins = subprocess.Popen(
-                ["wrk", "-t2", "-c8", f"-d{duration + 4}s", "-s", form, base + "/token"],
-                stdout=subprocess.DEVNULL,
-            )
-            time.sleep(2)
-            busy = wrk(base + "/health", duration=duration, connections=1)
-            busy.name = "GET /health during 8 logins in a loop"
-            figures.append(busy)
-            logins.wait()
+            with login_flood(base, tmp, 8, duration + 4) as flood:
+                busy = wrk(base + "/health", duration=duration, connections=1)
+                busy.name = "GET /health during 8 logins in a loop"
+                figures.append(busy)
+            figures.append(Figure(f"answers to those 8 logins: {flood.answers()}", 0, 0, 0))
 
             known, unknown = login_time_ratio(base)
             figures.append(
@@ -364,13 +531,84 @@ def measure(
             )
 
             database.add_users(101, 100_000, hashed)
+            # A new login: the ones above may have ended the first (a cap per user).
+            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
             figure = wrk(
                 base + "/users/me", duration=duration, connections=connections, headers=bearer
             )
             figure.name = "GET /users/me (100,000 users)"
             figures.append(figure)
+
+            # Last: the flood leaves up to FLOOD logins queued in the server.
+            figures += writes_during_logins(base, tmp, duration)
     finally:
         database.stop()
+    return figures
+
+
+def writes_during_logins(base: str, tmp: Path, duration: int) -> list[Figure]:
+    """PATCH /users/me and POST /token/refresh, one connection each, idle and then
+    during FLOOD correct logins in a loop, with a p50 / p99 summary of each."""
+    patch = tmp / "patch_me.lua"
+    patch.write_text(
+        REQUEST.format(method="PATCH", body='{"full_name": "x"}', content_type="application/json")
+    )
+    chain = tmp / "refresh_chain.lua"
+    chain.write_text(REFRESH_CHAIN)
+    # Logged in before the flood; each refresh run starts a token chain of its own.
+    bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
+    starts = iter([tokens_for(base, "user2")["refresh_token"] for _ in range(2)])
+
+    def probes() -> dict[str, Figure]:
+        # A 60 s timeout, so that slow answers count in the latencies (wrk leaves out
+        # those over its default 2 s), not as errors.
+        return {
+            "PATCH /users/me": wrk(
+                base + "/users/me",
+                duration=duration,
+                connections=1,
+                headers=bearer,
+                script=str(patch),
+                timeout=60,
+            ),
+            "POST /token/refresh": wrk(
+                base + "/token/refresh",
+                duration=duration,
+                connections=1,
+                script=str(chain),
+                script_args=(next(starts),),
+                timeout=60,
+            ),
+        }
+
+    idle = probes()
+    with login_flood(base, tmp, FLOOD, 2 * duration + 4) as flood:
+        busy = probes()
+    assert flood.logins
+    flood.logins.name = f"POST /token, {FLOOD} at once in a loop"
+    figures = []
+    for route, figure in idle.items():
+        figure.name = f"{route}, idle (1 connection)"
+        figures.append(figure)
+    figures.append(flood.logins)
+    figures.append(Figure(f"answers to those {FLOOD} logins: {flood.answers()}", 0, 0, 0))
+    for route, figure in busy.items():
+        figure.name = f"{route} during {FLOOD} logins"
+        if not figure.answered:
+            figure.name += f": no answer in {duration} s"
+        figures.append(figure)
+    for route in idle:
+        before, during = idle[route], busy[route]
+        ratio = f" ({during.p99_ms / before.p99_ms:.1f}x p99)" if during.answered else ""
+        figures.append(
+            Figure(
+                f"{route} p50 / p99 ms, idle / during {FLOOD} logins:"
+                f" {before.percentiles()} -> {during.percentiles()}{ratio}",
+                0,
+                0,
+                0,
+            )
+        )
     return figures
 
 

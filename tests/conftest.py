@@ -114,17 +114,18 @@ def database_url(baked: Baked, request: pytest.FixtureRequest) -> Callable[[str]
     return make
 
 
-#: uvicorn, but with password hashing at the generated tests' lowest cost (same
-#: algorithms, same order): for checks about the API rather than about hashing.
-CHEAP_HASHING_UVICORN = """
+#: ``python -m <package> serve``, but with password hashing at the generated tests'
+#: lowest cost (same algorithms, same order): for checks about the API rather than
+#: about hashing.
+CHEAP_HASHING_SERVE = """
 import sys
 
-import uvicorn
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
 import {passwords} as passwords
+from {package}.__main__ import main
 
 cheap = {{
     Argon2Hasher: Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),
@@ -132,7 +133,7 @@ cheap = {{
 }}
 hashers = passwords.password_hash.hashers
 passwords.password_hash = PasswordHash(tuple(cheap[type(h)] for h in hashers))
-uvicorn.run("{app}", port=int(sys.argv[1]))
+sys.exit(main(["serve", *sys.argv[1:]]))
 """
 
 
@@ -140,20 +141,23 @@ uvicorn.run("{app}", port=int(sys.argv[1]))
 def serve(
     baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
-    """Start ``uvicorn <package>.main:app`` as the README says, with the .env that
+    """Start ``python -m <package> serve`` as the README says, with the .env that
     generation wrote (production settings, the fresh secret) and a fresh database;
-    returns its base URL. ``cheap_hashing=True`` lowers the hashing cost only.
-    Every server is stopped after the test."""
+    returns its base URL; its log is ``<purpose>.log`` in the test's ``tmp_path``.
+    ``cheap_hashing=True`` lowers the hashing cost only. Every server is stopped
+    after the test."""
     processes: list[subprocess.Popen] = []
 
     def start(purpose: str, *, cheap_hashing: bool = False, **settings: str) -> str:
         port = free_port()
-        app = f"{baked.package}.main:app"
-        command: list[str | Path] = [env.bin("uvicorn"), app, "--port", str(port)]
+        command: list[str | Path] = [env.bin("python"), "-m", baked.package, "serve"]
         if cheap_hashing:
             passwords = extension.LAYOUTS[baked.answers["structure"]]["passwords"]
-            script = CHEAP_HASHING_UVICORN.format(passwords=f"{baked.package}.{passwords}", app=app)
-            command = [env.bin("python"), "-c", script, str(port)]
+            script = CHEAP_HASHING_SERVE.format(
+                passwords=f"{baked.package}.{passwords}", package=baked.package
+            )
+            command = [env.bin("python"), "-c", script]
+        command += ["--port", str(port)]
         # A file, not a pipe: nobody reads while the server runs, and a full pipe
         # would block the server on its next log line.
         log = tmp_path / f"{purpose}.log"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib.util
 import itertools
@@ -19,6 +20,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from email.message import Message
+from http.client import HTTPException
 from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
@@ -364,22 +367,25 @@ class PostgresServer:
                 ]
             )
         )
+        self.resume()
+
+    def _pg_ctl(self, *args: str) -> None:
         options = f"-p {self.port} -k {self.root} -h 127.0.0.1 -F -c fsync=off"
-        run(
-            self._as_owner(
-                [
-                    self.bindir / "pg_ctl",
-                    "-D",
-                    data,
-                    "-o",
-                    options,
-                    "-l",
-                    self.root / "server.log",
-                    "-w",
-                    "start",
-                ]
-            )
-        )
+        data, log = self.root / "data", self.root / "server.log"
+        pg_ctl = [self.bindir / "pg_ctl", "-D", data, "-o", options, "-l", log, "-w", *args]
+        run(self._as_owner(pg_ctl))
+
+    def resume(self) -> None:
+        """Start the server on its data (after ``start`` created it, or ``halt``)."""
+        self._pg_ctl("start")
+
+    def halt(self) -> None:
+        """Stop the server and keep its data, as an outage would: ``resume`` ends it."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def restart(self) -> None:
+        """Stop the server (ending its connections) and start it again on its data."""
+        self._pg_ctl("-m", "fast", "restart")
 
     def stop(self) -> None:
         subprocess.run(
@@ -396,42 +402,92 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
-def http(
+@dataclass(frozen=True)
+class Answer:
+    """What a server answered: its status (0: no HTTP answer at all, ``error`` says
+    why), headers (names in lower case) and body."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str = ""
+
+    def json(self) -> object:
+        return json.loads(self.body or b"null")
+
+    def is_json(self) -> bool:
+        if not self.headers.get("content-type", "").startswith("application/json"):
+            return False
+        try:
+            self.json()
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.error:
+            return f"no answer ({self.error})"
+        return f"{self.status} {self.body[:200].decode(errors='replace')}"
+
+
+def call(
     method: str,
     url: str,
     *,
     json_body: object = None,
     form: dict[str, str] | None = None,
+    raw: bytes | None = None,
     token: str | None = None,
-) -> tuple[int, dict]:
-    """One HTTP request with the standard library; returns (status, JSON body)."""
+    timeout: float = 10,
+) -> Answer:
+    """One HTTP request with the standard library: a JSON body, a form, or ``raw``
+    bytes (sent as JSON if they look like it). A refused, reset or timed-out
+    connection is an answer too."""
     headers = {"Accept": "application/json"}
-    data = None
+    data = raw
     if json_body is not None:
         data = json.dumps(json_body).encode()
-        headers["Content-Type"] = "application/json"
     elif form is not None:
         data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if data is not None:
+        is_json = data.startswith(b"{")
+        headers["Content-Type"] = (
+            "application/json" if is_json else "application/x-www-form-urlencoded"
+        )
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, _lower(response.headers), response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        return Answer(error.code, _lower(error.headers), error.read())
+    except (OSError, HTTPException) as error:
+        return Answer(0, error=repr(error))
+
+
+def _lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def http(method: str, url: str, **options: object) -> tuple[int, dict]:
+    """``call``, for a JSON answer: (status, JSON body)."""
+    answer = call(method, url, **options)  # type: ignore[arg-type]
+    return answer.status, answer.json()  # type: ignore[return-value]
+
+
+def forge_header(token: str, header: dict) -> str:
+    """``token`` with another header (its signature no longer matches)."""
+    head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return head + token[token.index(".") :]
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     """Wait until ``url`` answers 200, or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if http("GET", url)[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
+        if call("GET", url).status == 200:
+            return
         time.sleep(0.1)
     process.kill()
     process.wait()

@@ -41,4 +41,4 @@ def test_github_workflow_passes_actionlint() -> None:
 def test_readme_quick_start_generates_and_serves_the_default_variant() -> None:
     command = readme_command("## Quick start")
     assert command.startswith("pip install cookiecutter && cookiecutter --no-input ")
-    assert "uvicorn auth_service.main:app" in command
+    assert command.endswith(".venv/bin/python -m auth_service serve")

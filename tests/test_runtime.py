@@ -1,13 +1,15 @@
 """Every variant installs from its own pyproject into its own environment, passes its
 own tests (which run its migrations on an empty database and `alembic check`), and
-serves the seeds' flows over HTTP from a fresh database. PostgreSQL variants do all
-of it against a real PostgreSQL server.
+serves the seeds' flows over HTTP from a fresh database, refusing hostile input with
+no secret left in its log. PostgreSQL variants do all of it against a real
+PostgreSQL server.
 
 The flows hash passwords at the generated tests' cost (same algorithms, same code):
 they are about the API. Each hashing choice also logs in at its production cost."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,9 @@ import pytest
 from .support import (
     Baked,
     Environment,
+    call,
     clean_env,
+    forge_header,
     http,
     run,
     variant_params,
@@ -42,8 +46,10 @@ def test_own_test_suite_passes(
 
 
 @pytest.mark.parametrize("variant", variant_params())
-def test_serves_the_seed_flows_over_http(serve: Callable[..., str]) -> None:
-    server = serve("serve", cheap_hashing=True)
+def test_serves_the_seed_flows_and_refuses_hostile_input_over_http(
+    serve: Callable[..., str], tmp_path: Path
+) -> None:
+    server = serve("serve", cheap_hashing=True, MAX_BODY_BYTES="1000")
     # Seed 002: create a user with JSON, then log in with the OAuth2 form.
     status, user = http(
         "POST", f"{server}/users/", json_body={"username": "JohnDoe", "password": "johnspassword"}
@@ -74,6 +80,49 @@ def test_serves_the_seed_flows_over_http(serve: Callable[..., str]) -> None:
     assert (status, body) == (401, {"detail": "Incorrect username or password"})
     assert http("GET", f"{server}/users/me")[0] == 401
     assert http("POST", f"{server}/register", json_body=credentials)[0] == 409
+
+    refuses_hostile_input(server, tmp_path / "serve.log", credentials)
+
+
+#: Bodies no client should send; each must be refused with a 4xx. ``{secret}`` is the
+#: password of the test, which must then appear nowhere in the server's log.
+HOSTILE = [
+    ("POST", "/users/", b'{"username": "x\\ud800", "password": "{secret}"}'),
+    ("POST", "/register", b'{"username": "nul\\u0000", "password": "{secret}"}'),
+    ("POST", "/users/", b'{"username": "eve", "password": "{secret}", "full_name": "\\u0000"}'),
+    ("POST", "/login", b'{"username": "testuser", "password": "{secret}\\ud800"}'),
+    ("POST", "/login", b"username=testuser&password={secret}"),
+    ("POST", "/token", b'{"password": "{secret}"}'),
+    ("POST", "/token/refresh", b'{"refresh_token": "{secret}\\u001b"}'),
+    ("POST", "/users/", b'{"username": "big", "password": "' + b"x" * 1000 + b'"}'),
+]
+#: What a password hash or a JWT looks like, whatever its value.
+SECRET_SHAPES = re.compile(r"\$argon2|\$2[aby]\$|eyJ[A-Za-z0-9_-]{10,}")
+
+
+def refuses_hostile_input(server: str, log: Path, user: dict[str, str]) -> None:
+    """Each HOSTILE body is a 4xx that repeats no password; a token with a header
+    of the wrong type is a 401; and then the server's log holds no password, hash
+    or token, and no traceback."""
+    secret = user["password"]
+    status, tokens = http("POST", f"{server}/login", json_body=user)
+    assert status == 200
+    answers = [
+        call(method, f"{server}{path}", raw=body.replace(b"{secret}", secret.encode()))
+        for method, path, body in HOSTILE
+    ]
+    assert [answer.status for answer in answers] == [422] * 7 + [413]
+    assert all(secret.encode() not in answer.body for answer in answers)
+    crit = forge_header(tokens["access_token"], {"alg": "HS256", "crit": 1})
+    assert http("GET", f"{server}/users/me", token=crit)[0] == 401
+    assert http("POST", f"{server}/login", json_body={**user, "password": "wrong"})[0] == 401
+
+    text = log.read_text()
+    assert '"event": "login_failed"' in text  # the service's own lines are in it
+    for secret_value in (secret, tokens["access_token"], tokens["refresh_token"]):
+        assert secret_value not in text
+    assert not SECRET_SHAPES.search(text)
+    assert "Traceback" not in text
 
 
 @pytest.mark.parametrize("variant", variant_params(one_per="password_hashing"))
