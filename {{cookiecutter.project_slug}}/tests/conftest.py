@@ -1,6 +1,6 @@
 """Test set-up: a throwaway database, a fixed secret and cheap password hashing.
 
-Runs on a temporary sqlite file by default; set TEST_DATABASE_URL to run the
+Runs on a temporary sqlite file by default (on the RAM disk where there is one); set TEST_DATABASE_URL to run the
 same tests against PostgreSQL (the database must exist and may be empty).
 The environment is set before the service is imported, hence the late imports.
 """
@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-_tmp = tempfile.TemporaryDirectory(prefix="service-tests-")
+# In memory where the system has a RAM disk (the tests commit often); mkdtemp makes
+# a private folder with a random name there.
+RAM_DISK = Path("/dev/shm")  # noqa: S108
+_tmp = tempfile.TemporaryDirectory(
+    prefix="service-tests-", dir=RAM_DISK if RAM_DISK.is_dir() else None
+)
 os.environ.update(
     ENVIRONMENT="test",
     SECRET_KEY="test-secret-key-that-is-long-enough-for-hs512-0123456789",

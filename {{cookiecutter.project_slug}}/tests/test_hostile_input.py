@@ -29,8 +29,6 @@ HOSTILE_TEXT = {
     "a lone surrogate": "\\ud800",
     "NUL": "\\u0000",
     "an escape": "\\u001b[31m",
-    "a newline": "\\n",
-    "DEL": "\\u007f",
 }
 
 
@@ -165,26 +163,13 @@ def test_hostile_input_on_every_route_leaves_no_secret_in_the_log(
     with SessionLocal() as session:
         stored_hash = session.scalar(select(User.hashed_password))
     access, refresh = tokens["access_token"], tokens["refresh_token"]
-    json_headers = {"Content-Type": "application/json"}
-    bodies = [
-        raw_json({"password": SECRET}, "username", escape)
-        for escape in ("\\ud800", "\\u0000")
-    ]
+    body = raw_json({"password": SECRET}, "username", "\\ud800")
+    headers = {"Content-Type": "application/json", **bearer(access)}
     with caplog.at_level(logging.DEBUG):
         for route in app.routes:
-            for method in set(getattr(route, "methods", None) or ()) - {
-                "HEAD",
-                "OPTIONS",
-            }:
+            for method in set(getattr(route, "methods", None) or ()) - {"HEAD"}:
                 path = route.path.replace("{user_id}", "1")
-                for body in bodies:
-                    client.request(method, path, content=body, headers=json_headers)
-                    client.request(
-                        method,
-                        path,
-                        content=body,
-                        headers={**json_headers, **bearer(access)},
-                    )
+                client.request(method, path, content=body, headers=headers)
         client.post("/login", json={"username": "alice", "password": SECRET})
         client.post("/login", json={"username": SECRET, "password": SECRET})
         client.post("/token/refresh", json={"refresh_token": refresh})

@@ -2,7 +2,7 @@
 (so it holds across workers and replicas).
 
 Every attempt takes its place in its records *before* the password is checked, in
-one atomic statement per record: concurrent attempts, on any worker, never check
+one atomic statement per record (an upsert): concurrent attempts, on any worker, never check
 more passwords than the limits allow.
 
 A login (and the current-password check of a password change) counts against its
@@ -21,14 +21,14 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 {{ imports(config="settings", database="engine", models="LoginThrottle, utcnow") }}
 
 HOUR = timedelta(hours=1)
-#: Attempts at taking a place when a concurrent first failure creates the record.
-RACES = 3
+#: INSERT ... ON CONFLICT: each database has it, each dialect its own construct.
+UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class ThrottledError(Exception):
@@ -86,13 +86,8 @@ def reserve(limits: list[Limit]) -> list[Place]:
     """Take a place in each limit's record, or raise ThrottledError (and take
     none). Committed at once, in one transaction, before the password check."""
     now = utcnow()
-    for _ in range(RACES):
-        try:
-            with engine.begin() as connection:
-                return [_take(connection, limit, now) for limit in limits]
-        except IntegrityError:  # another worker started a record first: count on it
-            continue
-    raise ThrottledError(1)
+    with engine.begin() as connection:
+        return [_take(connection, limit, now) for limit in limits]
 
 
 def give_back(places: list[Place]) -> None:
@@ -133,40 +128,31 @@ def forget_old(now: datetime, batch: int) -> int:
 
 def _take(connection: Connection, limit: Limit, now: datetime) -> Place:
     record = LoginThrottle.__table__.c
-    # One statement: the count goes up only while the record is not locked, and
-    # the row stays locked to this transaction until its lock is set below.
+    current = record.window_started_at > now - limit.window
+    new = UPSERTS[connection.dialect.name](LoginThrottle).values(
+        key=limit.key, failures=1, window_started_at=now
+    )
+    # One statement: a new record, or one more attempt in its window (a new window
+    # once that is over), taken only while the record is not locked; the row stays
+    # locked to this transaction until its lock is set below.
     taken = connection.execute(
-        update(LoginThrottle)
-        .where(
-            record.key == limit.key,
-            record.window_started_at > now - limit.window,
-            or_(record.locked_until.is_(None), record.locked_until <= now),
-        )
-        .values(failures=record.failures + 1)
-        .returning(record.failures, record.window_started_at)
+        new.on_conflict_do_update(
+            index_elements=[record.key],
+            set_={
+                "failures": case((current, record.failures + 1), else_=1),
+                "window_started_at": case(
+                    (current, record.window_started_at), else_=now
+                ),
+            },
+            where=or_(record.locked_until.is_(None), record.locked_until <= now),
+        ).returning(record.failures, record.window_started_at)
     ).one_or_none()
     if taken is None:
-        found = connection.execute(
+        locked_until = connection.scalar(
             select(record.locked_until).where(record.key == limit.key)
-        ).one_or_none()
-        if found is not None and found.locked_until and found.locked_until > now:
-            raise ThrottledError(_seconds(found.locked_until - now))
-        # No record, or its window is over: this attempt starts a new window. (If
-        # another worker started one meanwhile, the insert fails and reserve tries
-        # again, counting on that one.)
-        connection.execute(
-            delete(LoginThrottle).where(
-                record.key == limit.key, record.window_started_at <= now - limit.window
-            )
         )
-        connection.execute(
-            insert(LoginThrottle).values(
-                key=limit.key, failures=1, window_started_at=now
-            )
-        )
-        count, started = 1, now
-    else:
-        count, started = taken.failures, taken.window_started_at
+        raise ThrottledError(_seconds(locked_until - now))
+    count, started = taken
     if count >= limit.maximum:
         # This attempt is the last one the limit allows: until it turns out right,
         # the next one waits.
