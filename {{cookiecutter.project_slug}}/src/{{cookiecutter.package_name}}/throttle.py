@@ -61,8 +61,13 @@ class Place:
     window_started_at: datetime
 
 
+def _address(client: str | None) -> str:
+    """The client address as a key part: an IPv6 address is at most 45 characters."""
+    return (client or "unknown")[:45]
+
+
 def login_limits(username: str, client: str | None) -> list[Limit]:
-    address = client or "unknown"
+    address = _address(client)
     window = timedelta(seconds=settings.login_failure_window_seconds)
     limits = [
         Limit(
@@ -78,7 +83,7 @@ def login_limits(username: str, client: str | None) -> list[Limit]:
 
 def registration_limits(client: str | None) -> list[Limit]:
     maximum = settings.registration_max_per_hour
-    key = f"register:{client or 'unknown'}"
+    key = f"register:{_address(client)}"
     return [Limit(key, maximum, HOUR, backoff=False)] if maximum else []
 
 
