@@ -1,4 +1,5 @@
-"""Jinja helpers shared by every file of the template and by its hooks.
+"""Jinja helpers shared by every file of the template and by its hooks (installed
+by template_extension.py, which reloads this file for every rendering).
 
 The one source of truth for *where* each module of the generated package lives
 in each structure. Template files are written once, under their role name in
@@ -11,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jinja2 import pass_context
-from jinja2.ext import Extension
+from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
 #: role -> module path (dotted, below the package) for each structure.
@@ -168,15 +168,12 @@ def _requirement(context: Context, option: str) -> str:
     return REQUIREMENTS[option][_answers(context)[option]]
 
 
-class TemplateExtension(Extension):
-    """Adds ``imports``, ``layout_moves``, ``requirement`` and the ``py_string``
-    filter."""
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        environment.globals.update(
-            imports=_imports,
-            layout_moves=_layout_moves,
-            requirement=_requirement,
-        )
-        environment.filters["py_string"] = py_string
+def install(environment: Environment) -> None:
+    """Add ``imports``, ``layout_moves``, ``requirement`` and the ``py_string``
+    filter (called by template_extension.py for every Jinja environment)."""
+    environment.globals.update(
+        imports=_imports,
+        layout_moves=_layout_moves,
+        requirement=_requirement,
+    )
+    environment.filters["py_string"] = py_string
