@@ -106,20 +106,22 @@ def test_start_up_refuses_an_outdated_schema_when_auto_migrate_is_off(
     main.start_up()  # now current: starts
 
 
-def test_read_one_gives_the_values_sqlalchemy_gives(tokens: dict[str, str]) -> None:
+def test_the_prepared_caller_read_gives_the_values_sqlalchemy_gives(
+    tokens: dict[str, str],
+) -> None:
     """The shortcut behind every authenticated request converts values (booleans,
     UTC datetimes) exactly as an ordinary SQLAlchemy execution does."""
     access = decode_access_token(tokens["access_token"])
     parameters = {"user_id": access.user_id, "session_id": access.session_id}
     with database.engine.connect() as connection:
-        row = connection.execute(CALLER, parameters).one()._mapping
+        row = connection.execute(CALLER.statement, parameters).one()._mapping
     expected = {column: (type(value), value) for column, value in row.items()}
 
-    found = database.read_one(CALLER, parameters)
+    found = CALLER.first(parameters)
 
     assert found is not None
     assert {column: (type(value), value) for column, value in found.items()} == expected
-    assert database.read_one(CALLER, {**parameters, "session_id": "other"}) is None
+    assert CALLER.first({**parameters, "session_id": "other"}) is None
 
 
 def test_reads_reconnect_when_the_database_dropped_their_connection(

@@ -79,14 +79,14 @@ def create_superuser(given: str | None) -> int:
         for problem in error.errors(include_input=False):
             print(f"error: {problem['loc'][0]}: {problem['msg']}", file=sys.stderr)
         return 1
-    with SessionLocal() as session:
-        try:
+    try:
+        with SessionLocal.begin() as session:
             create_user(
                 session, data, hash_password_blocking(password), is_superuser=True
             )
-        except UsernameTakenError:
-            print(f"error: user {username!r} already exists", file=sys.stderr)
-            return 1
+    except UsernameTakenError:
+        print(f"error: user {username!r} already exists", file=sys.stderr)
+        return 1
     print(f"superuser {username!r} created")
     return 0
 

@@ -22,7 +22,7 @@ async def token(
     """OAuth2 token endpoint: ``grant_type=password`` with ``username`` and
     ``password``, or ``grant_type=refresh_token`` with ``refresh_token``."""
     if form.grant_type == "refresh_token":
-        return await run_in_threadpool(refresh, session, form.refresh_token or "")
+        return await run_in_threadpool(_refresh, session, form.refresh_token or "")
     return await log_in(
         form.username or "", form.password or "", client_address(request)
     )
@@ -40,13 +40,20 @@ async def login(credentials: LoginRequest, request: Request) -> Token:
 def refresh_token(body: RefreshRequest, session: SessionDep) -> Token:
     """A new token pair for a refresh token, which is used up (rotation); using
     one a second time revokes its whole login."""
-    return refresh(session, body.refresh_token)
+    return _refresh(session, body.refresh_token)
+
+
+def _refresh(session: SessionDep, refresh_token: str) -> Token:
+    token = refresh(session, refresh_token)
+    session.commit()
+    return token
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def log_out(body: RefreshRequest, session: SessionDep) -> Response:
     """End the login the refresh token belongs to: its refresh and access tokens."""
     logout(session, body.refresh_token)
+    session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

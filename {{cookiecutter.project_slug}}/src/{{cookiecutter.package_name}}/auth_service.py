@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_schemas="Token", config="settings", database="SessionLocal, read_one", middleware="log_event", models="AuthSession, RefreshToken, User, utcnow", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal", middleware="log_event", models="AuthSession, RefreshToken, User, utcnow", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
@@ -38,9 +38,10 @@ class WrongPasswordError(Exception):
 
 
 #: The active user of a login that is not revoked: the one query behind every
-#: authenticated request (Core, built once: a fraction of an ORM session's cost).
-CALLER = (
-    select(*(User.__table__.c[name] for name in UserPublic.model_fields))
+#: authenticated request, a fraction of an ORM session's cost. It reads the columns
+#: UserPublic shows; a field of UserPublic that is not a column needs a default.
+CALLER = PreparedRead(
+    select(*(c for c in User.__table__.c if c.name in UserPublic.model_fields))
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),
@@ -53,8 +54,9 @@ CALLER = (
 
 def find_caller(user_id: int, session_id: str) -> UserPublic | None:
     """The active user whose login ``session_id`` is live, read now (so revocation
-    and deactivation take effect at once, whichever worker served them)."""
-    row = read_one(CALLER, {"user_id": user_id, "session_id": session_id})
+    and deactivation take effect at once, whichever worker served them), as a
+    read-only snapshot."""
+    row = CALLER.first({"user_id": user_id, "session_id": session_id})
     # Values straight from our own database need no validation.
     return UserPublic.model_construct(**row) if row else None
 
@@ -166,7 +168,9 @@ def start_session(session: Session, user_id: int) -> Token:
 
 
 def refresh(session: Session, refresh_token: str) -> Token:
-    """Exchange a refresh token for a new pair; raises InvalidRefreshTokenError."""
+    """Exchange a refresh token for a new pair (the caller commits); raises
+    InvalidRefreshTokenError (after committing the end of the login, if the token
+    was used before)."""
     found = session.execute(
         select(RefreshToken, AuthSession, User)
         .join(AuthSession, RefreshToken.session_id == AuthSession.id)
@@ -188,19 +192,18 @@ def refresh(session: Session, refresh_token: str) -> Token:
         .values(used_at=now)
     ).rowcount
     if not claimed:
-        # Reuse: someone else holds a copy. The revocation stands although the
-        # request fails, so it is committed here.
+        # Reuse: someone else holds a copy. The whole login ends, and stays ended
+        # although this request fails: committed here.
         auth_session.revoked_at = now
         session.commit()
         log_event("refresh_token_reused", user_id=user.id, login=auth_session.id)
         raise InvalidRefreshTokenError
-    issued = _issue(session, user.id, auth_session)
-    session.commit()
-    return issued
+    return _issue(session, user.id, auth_session)
 
 
 def logout(session: Session, refresh_token: str) -> None:
-    """Revoke the session ``refresh_token`` belongs to (unknown tokens are ignored)."""
+    """Revoke the login ``refresh_token`` belongs to (unknown tokens are ignored;
+    the caller commits)."""
     session_id = select(RefreshToken.session_id).where(
         RefreshToken.token_hash == _digest(refresh_token)
     )
@@ -210,7 +213,6 @@ def logout(session: Session, refresh_token: str) -> None:
         .values(revoked_at=utcnow())
         .returning(AuthSession.user_id, AuthSession.id)
     ).one_or_none()
-    session.commit()
     if ended is not None:
         log_event("logout", user_id=ended.user_id, login=ended.id)
 

@@ -3,7 +3,6 @@
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from functools import cache
 from typing import Annotated, Any, NamedTuple, TypeVar
 
 from alembic import command
@@ -15,7 +14,6 @@ from anyio.lowlevel import RunVar
 from fastapi import Depends
 from sqlalchemy import (
     Connection,
-    Dialect,
     Engine,
     Select,
     create_engine,
@@ -45,9 +43,9 @@ def make_engine(url: str, *, for_reads: bool = False) -> Engine:
     """An engine for ``url`` that never logs bound values (they may be password
     hashes): sqlite with foreign keys and WAL, in a file only its owner can read;
     PostgreSQL with a bounded connect time (so /health answers) and each pooled
-    connection checked before use. ``for_reads``: read_one's engine, in autocommit
+    connection checked before use. ``for_reads``: PreparedRead's engine, in autocommit
     (no transaction to begin and end around its one statement; each read sees every
-    commit made before it) and unchecked (it costs a round trip; read_one
+    commit made before it) and unchecked (it costs a round trip; PreparedRead
     reconnects instead)."""
     options: dict[str, Any] = {"hide_parameters": True}
     if for_reads:
@@ -153,19 +151,57 @@ class _Compiled(NamedTuple):
     converters: tuple[Callable[[Any], Any] | None, ...]
 
 
-@cache
-def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
-    compiled = statement.compile(dialect=dialect)
-    columns = statement.selected_columns
-    return _Compiled(
-        sql=compiled.string,
-        positions=tuple(compiled.positiontup or ()) if compiled.positional else None,
-        columns=tuple(columns.keys()),
-        converters=tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in columns
-        ),
-    )
+class PreparedRead:
+    """A SELECT compiled once, whose first row is read on a raw pooled connection,
+    its values converted as SQLAlchemy converts them: this skips what SQLAlchemy
+    does on every execution (cache key, execution context, result object). For the
+    one read behind every authenticated request; make it once, at import (each
+    holds its own compiled form: nothing is cached anywhere else). Parameters
+    reach the driver as they are given. If the server dropped the pooled
+    connections (a restart, a failover), they are replaced and the read runs once
+    more."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: _Compiled | None = None
+
+    def first(self, parameters: dict[str, Any]) -> dict[str, Any] | None:
+        compiled = self._compiled or self._compile()
+        arguments: Any = parameters
+        if compiled.positions is not None:
+            arguments = [parameters[name] for name in compiled.positions]
+        try:
+            row = _fetch_one(compiled.sql, arguments)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            readers.dispose()
+            row = _fetch_one(compiled.sql, arguments)
+        if row is None:
+            return None
+        return {
+            column: convert(value) if convert else value
+            for column, convert, value in zip(
+                compiled.columns, compiled.converters, row, strict=True
+            )
+        }
+
+    def _compile(self) -> _Compiled:
+        dialect = readers.dialect
+        compiled = self.statement.compile(dialect=dialect)
+        columns = self.statement.selected_columns
+        self._compiled = _Compiled(
+            sql=compiled.string,
+            positions=tuple(compiled.positiontup or ())
+            if compiled.positional
+            else None,
+            columns=tuple(columns.keys()),
+            converters=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            ),
+        )
+        return self._compiled
 
 
 def _fetch_one(sql: str, arguments: Any) -> Any:
@@ -202,46 +238,13 @@ def _wrapped(sql: str, error: Exception, *, lost: bool) -> DBAPIError:
     )
 
 
-def read_one(
-    statement: Select[Any], parameters: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The first row of a prebuilt SELECT, as a dict; for the hottest reads.
-
-    The statement is compiled once per database and run on a raw pooled connection,
-    its values converted as SQLAlchemy converts them: this skips what SQLAlchemy does
-    on every execution (cache key, execution context, result object), three quarters
-    of the cost of a ``Connection.execute`` here. Parameters reach the driver as
-    they are given. If the server dropped the pooled connections (a restart, a
-    failover), they are replaced and the read runs once more.
-    """
-    compiled = _compile(statement, readers.dialect)
-    arguments: Any = parameters
-    if compiled.positions is not None:
-        arguments = [parameters[name] for name in compiled.positions]
-    try:
-        row = _fetch_one(compiled.sql, arguments)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        readers.dispose()
-        row = _fetch_one(compiled.sql, arguments)
-    if row is None:
-        return None
-    return {
-        column: convert(value) if convert else value
-        for column, convert, value in zip(
-            compiled.columns, compiled.converters, row, strict=True
-        )
-    }
-
-
 _reader_threads: RunVar[CapacityLimiter] = RunVar("reader_threads")
 
 
 def _reader_slots() -> CapacityLimiter:
-    """READ_THREADS threads for run_query per event loop. More only queue for the
-    GIL and the CPU: with 2 workers on 2 cores, 5 threads had a p99 of 0.6-1.2 s
-    where 3 have 30 ms, at the same throughput (the shared threadpool of 40: worse)."""
+    """READ_THREADS threads for run_query per event loop: a few of its own, so that
+    reads never queue behind the shared threadpool's work, and not more than the
+    cores can serve (the figures behind the number are in bench/)."""
     try:
         return _reader_threads.get()
     except LookupError:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-{{ imports(auth_service="find_caller", database="run_query", tokens="InvalidTokenError, decode_access_token", user_schemas="UserPublic") }}
+{{ imports(auth_service="find_caller", database="SessionDep, run_query", models="User", tokens="InvalidTokenError, decode_access_token", user_schemas="UserPublic") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
@@ -38,7 +38,9 @@ async def get_current_user(
     token: Annotated[str, Depends(oauth2_scheme)],
 ) -> UserPublic:
     """The active user the bearer token belongs to, if its login is not revoked;
-    401 otherwise. Read-only: a route that changes the user loads it itself."""
+    401 otherwise. A read-only snapshot, read without a session (the fast path of
+    every authenticated request): routes that change the user take
+    CurrentUserRecord instead."""
     try:
         claims = decode_access_token(token)
     except InvalidTokenError:
@@ -51,7 +53,20 @@ async def get_current_user(
     return user
 
 
+#: The caller, read-only: for routes that read who is calling.
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
+
+
+def get_current_user_record(user: CurrentUser, session: SessionDep) -> User:
+    """The caller as a row of the request's session, for routes that change it."""
+    record = session.get(User, user.id)
+    if record is None:  # deleted since the check above
+        raise unauthorized("Could not validate credentials")
+    return record
+
+
+#: The caller as a database row in the request's session: for routes that write.
+CurrentUserRecord = Annotated[User, Depends(get_current_user_record)]
 
 
 async def get_current_superuser(user: CurrentUser) -> UserPublic:

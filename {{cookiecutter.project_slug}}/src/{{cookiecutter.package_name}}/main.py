@@ -25,7 +25,7 @@ def start_up() -> None:
             f"run `python -m {__package__} migrate` first"
         )
     if settings.first_superuser and settings.first_superuser_password:
-        with SessionLocal() as session:
+        with SessionLocal.begin() as session:
             create_first_superuser(
                 session,
                 settings.first_superuser,

@@ -43,7 +43,8 @@ def create_user(
     *,
     is_superuser: bool = False,
 ) -> User:
-    """Store a new active user with its password's hash; raises UsernameTakenError."""
+    """Add a new active user with its password's hash to the session (the caller
+    commits); raises UsernameTakenError."""
     user = User(
         username=data.username,
         email=data.email,
@@ -53,7 +54,7 @@ def create_user(
     )
     session.add(user)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as error:  # taken between the check and the insert
         session.rollback()
         raise UsernameTakenError(data.username) from error
@@ -64,14 +65,14 @@ def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
     """Apply the fields that were sent (of the schema the caller may use)."""
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
-    session.commit()
+    session.flush()
     return user
 
 
 def delete_user(session: Session, user: User) -> None:
     """Delete ``user``; their sessions and tokens go with them."""
     session.delete(user)
-    session.commit()
+    session.flush()
 
 
 def create_first_superuser(session: Session, username: str, password: str) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", models="User", passwords="hash_password", throttle="registration_limits, reserve", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="check_username_free, create_user, delete_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", models="User", passwords="hash_password", throttle="registration_limits, reserve", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="check_username_free, create_user, delete_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -21,29 +21,28 @@ MAX_ID = 2**31 - 1
 UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
+REGISTRATION = {
+    "status_code": status.HTTP_201_CREATED,
+    "response_model": UserPublic,
+    "responses": {
+        status.HTTP_409_CONFLICT: {"description": "Username already registered"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "description": "Too many registrations from this address"
+        },
+    },
+}
+
+
+@router.post("/users/", **REGISTRATION)
+@router.post("/register", **REGISTRATION)
 async def register(data: UserCreate, session: SessionDep, request: Request) -> User:
     """Create an account; log in with POST /token or POST /login afterwards."""
     await to_thread.run_sync(reserve, registration_limits(client_address(request)))
     await to_thread.run_sync(check_username_free, session, data.username)
     hashed_password = await hash_password(data.password)
-    return await to_thread.run_sync(create_user, session, data, hashed_password)
-
-
-# POST /users/ (seed 002) and POST /register (seed 004) are the same operation.
-for path in ("/users/", "/register"):
-    router.add_api_route(
-        path,
-        register,
-        methods=["POST"],
-        status_code=status.HTTP_201_CREATED,
-        response_model=UserPublic,
-        responses={
-            status.HTTP_409_CONFLICT: {"description": "Username already registered"},
-            status.HTTP_429_TOO_MANY_REQUESTS: {
-                "description": "Too many registrations from this address"
-            },
-        },
-    )
+    user = await to_thread.run_sync(create_user, session, data, hashed_password)
+    await to_thread.run_sync(session.commit)
+    return user
 
 
 @router.get("/users/me", responses=UNAUTHENTICATED)
@@ -53,9 +52,11 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
 
 @router.patch("/users/me", response_model=UserPublic, responses=UNAUTHENTICATED)
 def update_current_user(
-    changes: UserUpdateMe, user: CurrentUser, session: SessionDep
+    changes: UserUpdateMe, user: CurrentUserRecord, session: SessionDep
 ) -> User:
-    return update_user(session, _get_user(session, user.id), changes)
+    update_user(session, user, changes)
+    session.commit()
+    return user
 
 
 @router.post(
@@ -128,6 +129,7 @@ def update_any_user(
     if changes.is_active is False:
         revoke_all_sessions(session, user.id)
     update_user(session, user, changes)
+    session.commit()
     log_event(
         "user_changed",
         user_id=user.id,
@@ -153,5 +155,6 @@ def delete_any_user(
             detail="Superusers cannot delete themselves",
         )
     delete_user(session, user)
+    session.commit()
     log_event("user_deleted", user_id=user_id, by=admin.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
