@@ -10,6 +10,7 @@ in each structure. Template files are written once, under their role name in
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, pass_context
@@ -23,6 +24,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "models": "models",
         "passwords": "passwords",
         "tokens": "tokens",
+        "jwt_codec": "jwt_codec",
         "auth_schemas": "auth_schemas",
         "auth_service": "auth_service",
         "dependencies": "dependencies",
@@ -42,6 +44,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "models": "models.tables",
         "passwords": "core.passwords",
         "tokens": "core.tokens",
+        "jwt_codec": "core.jwt_codec",
         "auth_schemas": "schemas.auth",
         "auth_service": "services.auth",
         "dependencies": "api.deps",
@@ -61,6 +64,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "models": "models",
         "passwords": "auth.passwords",
         "tokens": "auth.tokens",
+        "jwt_codec": "auth.jwt_codec",
         "auth_schemas": "auth.schemas",
         "auth_service": "auth.service",
         "dependencies": "auth.dependencies",
@@ -75,6 +79,20 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "main": "main",
     },
 }
+
+#: Every prompt with a list of choices, as cookiecutter.json (beside this file) has it.
+CHOICES: dict[str, list[str]] = {
+    key: value
+    for key, value in json.loads(
+        (Path(__file__).with_name("cookiecutter.json")).read_text(encoding="utf-8")
+    ).items()
+    if isinstance(value, list) and not key.startswith("_")
+}
+
+#: Roles written once per choice of an option: the template holds one module per
+#: choice (see ``option_module``); generation keeps the chosen one, under the role's
+#: place in the structure, and drops the others.
+OPTION_ROLES: dict[str, str] = {"jwt_codec": "jwt_library"}
 
 #: What each option adds to the generated project's dependencies.
 REQUIREMENTS: dict[str, dict[str, str]] = {
@@ -128,16 +146,33 @@ def import_lines(package: str, structure: str, names: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def layout_moves(package: str, structure: str) -> dict[str, str]:
+def option_module(role: str, choice: str) -> str:
+    """The template's module for ``role`` under one choice: ``jwt_codec_python_jose``."""
+    return f"{role}_{choice.replace('-', '_')}"
+
+
+def layout_moves(package: str, answers: dict[str, str]) -> dict[str, str]:
     """Where the post-generation hook moves each role file: {from: to}, relative to
     the project root; roles already in place are left out."""
     root = f"src/{package}"
     moves = {}
-    for role, dotted in LAYOUTS[structure].items():
+    for role, dotted in LAYOUTS[answers["structure"]].items():
+        if role in OPTION_ROLES:
+            role = option_module(role, answers[OPTION_ROLES[role]])
         target = dotted.replace(".", "/")
         if target != role:
             moves[f"{root}/{role}.py"] = f"{root}/{target}.py"
     return moves
+
+
+def unselected_files(package: str, answers: dict[str, str]) -> list[str]:
+    """The template's modules for the choices not made (relative to the project)."""
+    return [
+        f"src/{package}/{option_module(role, choice)}.py"
+        for role, option in OPTION_ROLES.items()
+        for choice in CHOICES[option]
+        if choice != answers[option]
+    ]
 
 
 def py_string(value: str) -> str:
@@ -160,7 +195,13 @@ def _imports(context: Context, **names: str) -> str:
 @pass_context
 def _layout_moves(context: Context) -> dict[str, str]:
     answers = _answers(context)
-    return layout_moves(answers["package_name"], answers["structure"])
+    return layout_moves(answers["package_name"], answers)
+
+
+@pass_context
+def _unselected_files(context: Context) -> list[str]:
+    answers = _answers(context)
+    return unselected_files(answers["package_name"], answers)
 
 
 @pass_context
@@ -169,11 +210,13 @@ def _requirement(context: Context, option: str) -> str:
 
 
 def install(environment: Environment) -> None:
-    """Add ``imports``, ``layout_moves``, ``requirement`` and the ``py_string``
-    filter (called by template_extension.py for every Jinja environment)."""
+    """Add ``imports``, ``layout_moves``, ``unselected_files``, ``requirement`` and
+    the ``py_string`` filter (called by template_extension.py for every Jinja
+    environment)."""
     environment.globals.update(
         imports=_imports,
         layout_moves=_layout_moves,
+        unselected_files=_unselected_files,
         requirement=_requirement,
     )
     environment.filters["py_string"] = py_string

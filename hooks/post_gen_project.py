@@ -9,24 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 MOVES_JSON = r"""{{ layout_moves() | tojson }}"""
-
-#: Files only one choice of an option needs: (option, choice that keeps them, paths).
-#: Empty today: every file serves every variant, with small Jinja conditions inside.
-OPTION_FILES: list[tuple[str, str, list[str]]] = []
-
-
-def unselected_files(
-    answers: dict[str, object], option_files: list[tuple[str, str, list[str]]] = OPTION_FILES
-) -> list[str]:
-    """Paths (relative to the project) that the chosen options do not use."""
-    return [
-        path
-        for option, keep_for, paths in option_files
-        if answers[option] != keep_for
-        for path in paths
-    ]
+UNSELECTED_JSON = r"""{{ unselected_files() | tojson }}"""
 
 
 def remove(root: Path, paths: list[str]) -> None:
@@ -66,9 +50,8 @@ def write_env(root: Path) -> None:
 
 
 def main() -> int:
-    answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
-    remove(root, unselected_files(answers))
+    remove(root, json.loads(UNSELECTED_JSON))
     apply_layout(root, json.loads(MOVES_JSON))
     write_env(root)
     return 0

@@ -46,14 +46,6 @@ SHADOWED = frozenset(
     | set(sys.stdlib_module_names)
 )
 
-CHOICES = {
-    "database": ("sqlite", "postgresql"),
-    "jwt_library": ("pyjwt", "python-jose", "joserfc"),
-    "password_hashing": ("argon2", "bcrypt"),
-    "structure": ("flat", "layered", "domain"),
-}
-
-
 def check_slug(slug: str) -> str | None:
     """Return why ``slug`` is not a usable folder/distribution name, or None."""
     if not SLUG.match(slug):
@@ -88,21 +80,12 @@ def check_description(description: str) -> str | None:
     return None
 
 
-def check_choices(answers: dict[str, object]) -> str | None:
-    """Return why an option's answer is not one of its choices, or None."""
-    for key, choices in CHOICES.items():
-        if answers.get(key) not in choices:
-            return f"{key} {answers.get(key)!r} is not one of: {', '.join(choices)}"
-    return None
-
-
 def problems(answers: dict[str, object]) -> list[str]:
     """Every reason to refuse ``answers``."""
     found = [
         check_slug(str(answers.get("project_slug", ""))),
         check_package_name(str(answers.get("package_name", ""))),
         check_description(str(answers.get("description", ""))),
-        check_choices(answers),
     ]
     return [problem for problem in found if problem]
 

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 import yaml
 
-from .hooks import extension, post_gen
+from .hooks import extension
 from .support import Baked, read_env_file, run, schema_errors, variant_params
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
@@ -35,9 +35,12 @@ def test_no_template_residue_in_names_or_contents(baked: Baked) -> None:
 
 
 def test_files_of_unselected_options_are_absent(baked: Baked) -> None:
-    for option, keep_for, paths in post_gen.OPTION_FILES:
-        for path in paths:
-            assert (baked.path / path).exists() == (baked.answers[option] == keep_for), path
+    unselected = extension.unselected_files(baked.package, baked.answers)
+    assert unselected
+    for path in unselected:
+        assert not (baked.path / path).exists(), path
+    for role in extension.OPTION_ROLES:
+        assert [p.name for p in baked.package_dir.rglob(f"{role}_*.py")] == []
 
 
 def test_every_module_is_where_the_structure_puts_it(baked: Baked) -> None:

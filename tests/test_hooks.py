@@ -77,10 +77,7 @@ def test_refusal_names_every_problem_at_once() -> None:
         {
             "project_slug": "Bad",
             "package_name": "class",
-            "database": "mysql",
-            "jwt_library": "pyjwt",
-            "password_hashing": "argon2",
-            "structure": "flat",
+            "description": "two\nlines",
         }
     )
     assert len(found) == 3
@@ -144,20 +141,23 @@ def test_each_generation_gets_its_own_secret(tmp_path: Path) -> None:
 # The post-generation helpers on their own.
 
 
-def test_unselected_files_follow_the_options() -> None:
-    option_files = [("database", "postgresql", ["a.yaml", "b/"]), ("structure", "flat", ["c"])]
-    chosen = {"database": "sqlite", "structure": "flat"}
-    assert post_gen.unselected_files(chosen, option_files) == ["a.yaml", "b/"]
-    chosen = {"database": "postgresql", "structure": "domain"}
-    assert post_gen.unselected_files(chosen, option_files) == ["c"]
+def test_the_modules_of_unselected_choices_are_dropped_and_the_chosen_one_placed() -> None:
+    answers = {"jwt_library": "python-jose", "structure": "layered"}
+    assert extension.unselected_files("pkg", answers) == [
+        "src/pkg/jwt_codec_pyjwt.py",
+        "src/pkg/jwt_codec_joserfc.py",
+    ]
+    moves = extension.layout_moves("pkg", answers)
+    assert moves["src/pkg/jwt_codec_python_jose.py"] == "src/pkg/core/jwt_codec.py"
 
 
 def test_apply_layout_moves_modules_and_makes_packages(tmp_path: Path) -> None:
     package = tmp_path / "src" / "pkg"
     package.mkdir(parents=True)
-    for role in extension.LAYOUTS["layered"]:
-        (package / f"{role}.py").write_text(f"# {role}\n")
-    post_gen.apply_layout(tmp_path, extension.layout_moves("pkg", "layered"))
+    moves = extension.layout_moves("pkg", {"jwt_library": "pyjwt", "structure": "layered"})
+    for source in moves:
+        (tmp_path / source).write_text(f"# {Path(source).stem}\n")
+    post_gen.apply_layout(tmp_path, moves)
     assert (package / "api" / "routes" / "auth.py").read_text() == "# auth_router\n"
     assert (package / "api" / "__init__.py").exists()
     assert (package / "api" / "routes" / "__init__.py").exists()

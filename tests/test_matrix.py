@@ -1,6 +1,6 @@
 """The matrix of variants and the template's single sources of truth."""
 
-from .hooks import extension, post_gen
+from .hooks import extension
 from .support import OPTIONS, TEMPLATE, VARIANTS, choice_pairs, pairwise_variants
 
 PACKAGE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
@@ -28,21 +28,20 @@ def test_every_choice_has_its_requirement() -> None:
         assert set(requirements) == set(OPTIONS[option])
 
 
-def test_hook_knows_exactly_the_choices_of_cookiecutter_json() -> None:
-    from .hooks import pre_gen
-
-    assert {k: list(v) for k, v in pre_gen.CHOICES.items()} == OPTIONS
-
-
-def test_removal_list_names_files_of_the_template() -> None:
-    for option, keep_for, paths in post_gen.OPTION_FILES:
-        assert keep_for in OPTIONS[option]
-        for path in paths:
-            assert (TEMPLATE / "{{cookiecutter.project_slug}}" / path).exists(), path
+def test_a_role_written_per_choice_has_a_module_for_every_choice() -> None:
+    for role, option in extension.OPTION_ROLES.items():
+        for choice in OPTIONS[option]:
+            assert (PACKAGE / f"{extension.option_module(role, choice)}.py").is_file()
 
 
 def test_every_role_file_exists_once_and_every_layout_places_it() -> None:
-    roles = {p.stem for p in PACKAGE.glob("*.py") if not p.name.startswith("__")}
+    per_choice = {
+        extension.option_module(role, choice): role
+        for role, option in extension.OPTION_ROLES.items()
+        for choice in OPTIONS[option]
+    }
+    stems = {p.stem for p in PACKAGE.glob("*.py") if not p.name.startswith("__")}
+    roles = {per_choice.get(stem, stem) for stem in stems}
     for layout in extension.LAYOUTS.values():
         assert set(layout) == roles
         assert len(set(layout.values())) == len(layout)

@@ -1,4 +1,6 @@
-"""JWT access tokens, made and checked with {{ {"pyjwt": "PyJWT", "python-jose": "python-jose", "joserfc": "joserfc"}[cookiecutter.jwt_library] }}.
+"""JWT access tokens: what they say, and every check they must pass.
+
+jwt_codec signs and verifies them with the chosen JWT library.
 
 Only the configured algorithm is accepted, and a header holding anything but
 ``alg`` and ``typ`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
@@ -18,17 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-{% if cookiecutter.jwt_library == "pyjwt" -%}
-import jwt
-{%- elif cookiecutter.jwt_library == "python-jose" -%}
-from jose import JWTError, jwt
-{%- else -%}
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
-{%- endif %}
-
-{{ imports(config="settings") }}
+{{ imports(config="settings", jwt_codec="decode, encode") }}
 
 ACCESS = "access"
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
@@ -72,7 +64,7 @@ def create_access_token(
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
-    return _encode(claims)
+    return encode(claims)
 
 
 def decode_access_token(token: str) -> AccessToken:
@@ -107,7 +99,7 @@ def _read(token: str) -> AccessToken:
         or header.get("typ", "JWT") != "JWT"
     ):
         raise InvalidTokenError("unexpected header")
-    claims = _decode(token)
+    claims = decode(token, REQUIRED_CLAIMS)
     # Checked even where only a holder of the key could have signed them otherwise.
     if claims.get("type") != ACCESS:
         raise InvalidTokenError("not an access token")
@@ -134,64 +126,3 @@ def _header(token: str) -> dict[str, Any]:
 
 def _is_time(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _secret() -> str:
-    return settings.secret_key.get_secret_value()
-{%- if cookiecutter.jwt_library != "joserfc" %}
-
-
-def _encode(claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, _secret(), algorithm=settings.algorithm)
-
-
-def _decode(token: str) -> dict[str, Any]:
-    try:
-{%- if cookiecutter.jwt_library == "python-jose" %}
-        # python-jose ignores "crit": refuse extensions we would not understand.
-        if "crit" in jwt.get_unverified_header(token):
-            raise InvalidTokenError("critical header extensions are not supported")
-{%- endif %}
-        return jwt.decode(
-            token,
-            _secret(),
-            algorithms=[settings.algorithm],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-{%- if cookiecutter.jwt_library == "pyjwt" %}
-            options={"require": list(REQUIRED_CLAIMS)},
-        )
-    except jwt.PyJWTError as error:
-{%- else %}
-            options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
-        )
-    except JWTError as error:
-{%- endif %}
-        raise InvalidTokenError(str(error)) from error
-{%- else %}
-
-
-def _key() -> OctKey:
-    return OctKey.import_key(_secret())
-
-
-def _encode(claims: dict[str, Any]) -> str:
-    return jwt.encode({"alg": settings.algorithm, "typ": "JWT"}, claims, _key())
-
-
-def _claims_registry() -> jwt.JWTClaimsRegistry:
-    essential = {claim: {"essential": True} for claim in REQUIRED_CLAIMS}
-    essential["iss"]["value"] = settings.jwt_issuer
-    essential["aud"]["value"] = settings.jwt_audience
-    return jwt.JWTClaimsRegistry(**essential)
-
-
-def _decode(token: str) -> dict[str, Any]:
-    try:
-        decoded = jwt.decode(token, _key(), algorithms=[settings.algorithm])
-        # joserfc's decode only checks the signature; the registry checks the claims.
-        _claims_registry().validate(decoded.claims)
-    except (JoseError, ValueError) as error:
-        raise InvalidTokenError(str(error)) from error
-    return decoded.claims
-{%- endif %}

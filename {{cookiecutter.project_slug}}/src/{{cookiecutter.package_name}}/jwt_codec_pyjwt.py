@@ -1,0 +1,27 @@
+"""Signing and verifying JWTs with PyJWT: the signature, the configured algorithm
+only, issuer, audience, expiry and the presence of the claims asked for. The
+tokens module checks the rest."""
+
+from typing import Any
+
+import jwt
+
+{{ imports(config="settings") }}
+
+
+def encode(claims: dict[str, Any]) -> str:
+    return jwt.encode(
+        claims, settings.secret_key.get_secret_value(), algorithm=settings.algorithm
+    )
+
+
+def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """The claims of a valid token; raises PyJWT's errors for any other."""
+    return jwt.decode(
+        token,
+        settings.secret_key.get_secret_value(),
+        algorithms=[settings.algorithm],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        options={"require": list(required)},
+    )

@@ -1,0 +1,28 @@
+"""Signing and verifying JWTs with python-jose: the signature, the configured
+algorithm only, issuer, audience, expiry and the presence of the claims asked for.
+The tokens module checks the rest (python-jose ignores ``crit``: the tokens module
+refuses any header field it does not write)."""
+
+from typing import Any
+
+from jose import jwt
+
+{{ imports(config="settings") }}
+
+
+def encode(claims: dict[str, Any]) -> str:
+    return jwt.encode(
+        claims, settings.secret_key.get_secret_value(), algorithm=settings.algorithm
+    )
+
+
+def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """The claims of a valid token; raises python-jose's errors for any other."""
+    return jwt.decode(
+        token,
+        settings.secret_key.get_secret_value(),
+        algorithms=[settings.algorithm],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        options={f"require_{claim}": True for claim in required},
+    )
