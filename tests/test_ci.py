@@ -1,6 +1,8 @@
 """The README, .ci/run and the GitHub workflow run one and the same test command."""
 
 import re
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -38,7 +40,19 @@ def test_github_workflow_passes_actionlint() -> None:
     run(["actionlint", "-no-color", TEMPLATE / ".github" / "workflows" / "ci.yml"])
 
 
-def test_readme_quick_start_generates_and_serves_the_default_variant() -> None:
-    command = readme_command("## Quick start")
-    assert command.startswith("pip install cookiecutter && cookiecutter --no-input ")
-    assert command.endswith(".venv/bin/python -m auth_service serve")
+def test_readme_quick_start_generates_the_project_it_then_serves(tmp_path: Path) -> None:
+    """Its generating step, run as written (into a temporary folder instead of
+    ``..``), makes the folder it then enters and the package it then serves: the
+    runtime checks serve that package with the same command."""
+    steps = readme_command("## Quick start").split(" && ")
+    generate = next(step for step in steps if step.startswith("cookiecutter "))
+    enter = next(step for step in steps if step.startswith("cd "))
+    serve = steps[-1].split()
+    arguments = [
+        tmp_path if word == ".." else TEMPLATE if word == "." else word for word in generate.split()
+    ]
+    run([sys.executable, "-m", *arguments], cwd=tmp_path)
+    project = tmp_path / enter.removeprefix("cd ../")
+    (python, flag, package, command) = serve
+    assert (python, flag, command) == (".venv/bin/python", "-m", "serve")
+    assert (project / "src" / package / "__main__.py").is_file()

@@ -20,7 +20,7 @@ _tmp = tempfile.TemporaryDirectory(
 )
 os.environ.update(
     ENVIRONMENT="test",
-    SECRET_KEY="test-secret-key-that-is-long-enough-for-hs512-0123456789",
+    SECRET_KEY="test-secret-key-that-is-long-enough-for-hs512-0123456789-abcdefghij",
     DATABASE_URL=os.environ.get("TEST_DATABASE_URL")
     or f"sqlite:///{Path(_tmp.name) / 'test.db'}",
 )

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 
 {{ imports(config="settings", database="", main="start_up", models="User", user_service="FirstSuperuserError") }}
 
@@ -378,11 +378,12 @@ def test_cli_migrate_says_what_it_applied(
 ) -> None:
     assert cli.main(["migrate"]) == 0
     assert "nothing to apply" in capsys.readouterr().out
-    monkeypatch.setattr(
-        database, "engine", database.make_engine(f"sqlite:///{tmp_path}/new.db")
-    )
+    empty = database.make_engine(f"sqlite:///{tmp_path}/new.db")
+    monkeypatch.setattr(database, "engine", empty)
     assert cli.main(["migrate"]) == 0
     assert capsys.readouterr().out.startswith("applied 0001: ")
+    assert database.schema_is_current()
+    assert {"users", "auth_sessions"} <= set(inspect(empty).get_table_names())
 
 
 def test_cli_names_an_unreachable_database_in_one_line_without_its_password(

@@ -23,6 +23,13 @@ def test_production_refuses_a_weak_secret(secret: str) -> None:
         make(environment="production", secret_key=secret)
 
 
+def test_production_wants_a_key_as_long_as_the_algorithms_hash() -> None:
+    with pytest.raises(ValidationError, match="64 characters for HS512"):
+        make(environment="production", secret_key=STRONG, algorithm="HS512")
+    longer = secrets.token_urlsafe(48)
+    assert make(environment="production", secret_key=longer, algorithm="HS512")
+
+
 def test_production_accepts_a_strong_secret() -> None:
     assert (
         make(environment="production", secret_key=STRONG).secret_key.get_secret_value()

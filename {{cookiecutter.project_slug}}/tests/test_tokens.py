@@ -136,11 +136,17 @@ def test_remembered_token_is_still_refused_once_expired(
         decode_access_token(token)
 
 
-def test_token_uses_the_configured_algorithm() -> None:
-    header = json.loads(
-        base64.urlsafe_b64decode(create_access_token("1", "s").split(".")[0] + "==")
-    )
-    assert header["alg"] == settings.algorithm
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_tokens_are_signed_and_checked_with_the_configured_algorithm(
+    claims: dict, monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    monkeypatch.setattr(settings, "algorithm", algorithm)
+    token = create_access_token("42", LOGIN_ID)
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["alg"] == algorithm
+    assert decode_access_token(token).user_id == 42
+    with pytest.raises(InvalidTokenError):  # a token of the default algorithm
+        decode_access_token(forge(claims, alg="HS256"))
 
 
 #: Values of every JSON type, and text no claim of ours ever holds.

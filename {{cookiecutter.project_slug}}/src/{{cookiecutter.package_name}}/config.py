@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
-MIN_SECRET_LENGTH = 32
+#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2).
+MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 #: A secret's estimated entropy (its length times the Shannon entropy of its
 #: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
 MIN_SECRET_BITS = 100
@@ -96,8 +97,9 @@ class Settings(BaseSettings):
         """Refuse a missing, short, placeholder or low-entropy SECRET_KEY in
         production."""
         secret = self.secret_key.get_secret_value()
+        minimum = MIN_SECRET_LENGTH[self.algorithm]
         weak = (
-            len(secret) < MIN_SECRET_LENGTH
+            len(secret) < minimum
             or secret.lower() in PLACEHOLDER_SECRETS
             or estimated_bits(secret) < MIN_SECRET_BITS
         )
@@ -105,8 +107,8 @@ class Settings(BaseSettings):
             return self
         if self.environment == "production":
             raise ValueError(
-                f"SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters (not a word or a repeated "
+                f"SECRET_KEY must be set to a random value of at least {minimum} "
+                f"characters for {self.algorithm} (not a word or a repeated "
                 "pattern), e.g. the output of: "
                 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
             )
