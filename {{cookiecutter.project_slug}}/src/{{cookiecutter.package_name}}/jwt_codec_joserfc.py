@@ -11,7 +11,10 @@ from joserfc.jwk import OctKey
 
 
 def encode(claims: dict[str, Any]) -> str:
-    return jwt.encode({"alg": settings.algorithm, "typ": "JWT"}, claims, _key())
+    # Named explicitly: joserfc allows only its recommended algorithms (HS256 of
+    # these three) unless told which.
+    header = {"alg": settings.algorithm, "typ": "JWT"}
+    return jwt.encode(header, claims, _key(), algorithms=[settings.algorithm])
 
 
 def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
