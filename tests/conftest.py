@@ -115,24 +115,16 @@ def database_url(baked: Baked, request: pytest.FixtureRequest) -> Callable[[str]
 
 
 #: ``python -m <package> serve``, but with password hashing at the generated tests'
-#: lowest cost (same algorithms, same order): for checks about the API rather than
-#: about hashing.
+#: lowest cost (their own tests/cheap_hashing.py): for checks about the API rather
+#: than about hashing. Run from the project's folder.
 CHEAP_HASHING_SERVE = """
 import sys
 
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from pwdlib.hashers.bcrypt import BcryptHasher
-
 import {passwords} as passwords
 from {package}.__main__ import main
+from tests.cheap_hashing import cheap
 
-cheap = {{
-    Argon2Hasher: Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),
-    BcryptHasher: BcryptHasher(rounds=4),
-}}
-hashers = passwords.password_hash.hashers
-passwords.password_hash = PasswordHash(tuple(cheap[type(h)] for h in hashers))
+passwords.password_hash = cheap(passwords.password_hash)
 sys.exit(main(["serve", *sys.argv[1:]]))
 """
 

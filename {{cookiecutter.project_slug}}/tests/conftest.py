@@ -27,17 +27,13 @@ os.environ.update(
 
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from pwdlib.hashers.bcrypt import BcryptHasher
 
 {{ imports(database="SessionLocal", main="app", models="Base", passwords="") }}
 
+from .cheap_hashing import cheap
+
 #: Same algorithms, in the same order, as production, at the lowest cost.
-FAST = {
-    Argon2Hasher: Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),
-    BcryptHasher: BcryptHasher(rounds=4),
-}
-FAST_HASHERS = tuple(FAST[type(hasher)] for hasher in passwords.password_hash.hashers)
+FAST_HASHERS = cheap(passwords.password_hash).hashers
 
 PASSWORD = "correct horse battery staple"
 
