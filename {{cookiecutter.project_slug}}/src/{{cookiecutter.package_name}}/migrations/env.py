@@ -1,4 +1,9 @@
-"""Alembic environment: the service's settings and models, on any database."""
+"""Alembic environment: the service's settings and models, on any database.
+
+The models Alembic compares are those of every module the application imports:
+a model in a new module is seen once the app imports it (its feature's router
+does), with nothing else to register.
+"""
 
 import warnings
 from logging.config import fileConfig
@@ -6,6 +11,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
+import {{ cookiecutter.package_name }}.main  # noqa: F401 (loads every model the app uses)
 {{ imports(config="settings", database="make_engine", models="Base") }}
 
 if context.config.config_file_name:  # the alembic command line, not the service
