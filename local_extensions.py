@@ -135,15 +135,20 @@ def import_lines(package: str, structure: str, names: dict[str, str]) -> str:
             module, _, leaf = module.rpartition(".")
             wanted = {leaf}
         by_module.setdefault(module, set()).update(wanted)
-    lines = []
-    for module, wanted in sorted(by_module.items()):
-        ordered = sorted(wanted, key=_name_key)
-        line = f"from {module} import {', '.join(ordered)}"
-        if len(line) > LINE_LENGTH:
-            body = "".join(f"    {name},\n" for name in ordered)
-            line = f"from {module} import (\n{body})"
-        lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(
+        import_from(module, ", ".join(wanted)) for module, wanted in sorted(by_module.items())
+    )
+
+
+def import_from(module: str, names: str) -> str:
+    """``from module import names`` (comma-separated), sorted as isort sorts them and
+    wrapped as ruff format wraps them."""
+    ordered = sorted({name.strip() for name in names.split(",")}, key=_name_key)
+    line = f"from {module} import {', '.join(ordered)}"
+    if len(line) > LINE_LENGTH:
+        body = "".join(f"    {name},\n" for name in ordered)
+        line = f"from {module} import (\n{body})"
+    return line
 
 
 def option_module(role: str, choice: str) -> str:
@@ -210,11 +215,12 @@ def _requirement(context: Context, option: str) -> str:
 
 
 def install(environment: Environment) -> None:
-    """Add ``imports``, ``layout_moves``, ``unselected_files``, ``requirement`` and
-    the ``py_string`` filter (called by template_extension.py for every Jinja
+    """Add ``imports``, ``import_from``, ``layout_moves``, ``unselected_files``,
+    ``requirement`` and the ``py_string`` filter (called by template_extension.py for every Jinja
     environment)."""
     environment.globals.update(
         imports=_imports,
+        import_from=import_from,
         layout_moves=_layout_moves,
         unselected_files=_unselected_files,
         requirement=_requirement,
