@@ -94,8 +94,10 @@ def variant_id(answers: dict[str, str]) -> str:
 def variant_params(
     one_per: str | None = None, *, pairwise: bool = False, first_only: bool = False
 ) -> list:
-    """One pytest param per variant. ``one_per="structure"``: only the first variant
-    of each choice of that option (for checks that only it can change).
+    """One pytest param per variant. ``one_per="structure"``: one variant for each
+    choice of that option (for checks that only it can change), taken from the
+    pairwise subset where it has one, so that such checks spread over the groups
+    of variants that share an environment (and over the xdist workers).
     ``pairwise``: a covering subset, see ``pairwise_variants``. ``first_only``: the
     first variant alone (each option at its first choice), for checks no option changes.
 
@@ -103,7 +105,7 @@ def variant_params(
     that they share one environment (see the ``environments`` fixture)."""
     variants = SELECTED
     if one_per:
-        firsts = {v[one_per]: v for v in reversed(SELECTED)}
+        firsts = {v[one_per]: v for v in reversed(pairwise_variants(SELECTED) + SELECTED)}
         variants = [firsts[choice] for choice in OPTIONS[one_per] if choice in firsts]
     if pairwise:
         variants = pairwise_variants(SELECTED)
