@@ -28,7 +28,7 @@ os.environ.update(
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 
-{{ imports(database="SessionLocal", main="app", models="Base", passwords="") }}
+{{ imports(auth_service="start_session", database="SessionLocal", main="app", models="Base", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
 
 from .cheap_hashing import cheap
 
@@ -66,18 +66,34 @@ def _empty_tables(client: TestClient) -> Iterator[None]:
         session.commit()
 
 
+def add_user(username: str, *, superuser: bool = False) -> dict[str, object]:
+    """A user with PASSWORD, stored as registration stores it but without the API's
+    round trips (registering is tested through the API in test_users), as the API
+    shows it."""
+    data = UserCreate(username=username, password=PASSWORD)
+    hashed = passwords.password_hash.hash(passwords.normalize(PASSWORD))
+    with SessionLocal.begin() as session:
+        created = create_user(session, data, hashed, is_superuser=superuser)
+        return UserPublic.model_validate(created).model_dump(mode="json")
+
+
+def start_login(user: dict[str, object]) -> dict[str, str]:
+    """A login of ``user`` as POST /token starts one (logging in is tested through
+    the API in test_auth): its access and refresh tokens."""
+    with SessionLocal.begin() as session:
+        return start_session(session, int(str(user["id"]))).model_dump()
+
+
 @pytest.fixture
 def user(client: TestClient) -> dict[str, object]:
-    """A registered user (the response body)."""
-    response = client.post("/users/", json={"username": "alice", "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    return response.json()
+    """A registered user, alice, as the API shows her."""
+    return add_user("alice")
 
 
 @pytest.fixture
 def tokens(client: TestClient, user: dict[str, object]) -> dict[str, str]:
     """A login of that user: access and refresh tokens."""
-    return login(client, "alice", PASSWORD)
+    return start_login(user)
 
 
 @pytest.fixture

@@ -5,11 +5,19 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select
 
 {{ imports(config="settings", database="", main="start_up", models="User", user_service="FirstSuperuserError") }}
 
-from .conftest import PASSWORD, bearer, login, login_statuses, me_status
+from .conftest import (
+    PASSWORD,
+    add_user,
+    bearer,
+    login,
+    login_statuses,
+    me_status,
+    start_login,
+)
 
 CLI = "{{ cookiecutter.package_name }}.__main__"
 SERVICE_APP = "{{ cookiecutter.package_name }}.main:app"
@@ -21,13 +29,7 @@ NEW_PASSWORD = "a brand new passphrase"
 @pytest.fixture
 def admin(client: TestClient) -> dict[str, str]:
     """Tokens of a superuser."""
-    client.post("/users/", json={"username": "root", "password": PASSWORD})
-    with database.SessionLocal() as session:
-        session.execute(
-            update(User).where(User.username == "root").values(is_superuser=True)
-        )
-        session.commit()
-    return login(client, "root", PASSWORD)
+    return start_login(add_user("root", superuser=True))
 
 
 def test_users_can_change_their_name_and_email(client: TestClient, token: str) -> None:
