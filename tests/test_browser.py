@@ -45,7 +45,7 @@ CHROMIUM_FLAGS = [
     "--window-size=1280,1400",
 ]
 
-USERS_ME = "#operations-users-read_current_user_users_me_get"
+USERS_ME = "#operations-users-read_current_user"
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ REGISTRATION = {
 }
 
 
-@router.post("/users/", **REGISTRATION)
-@router.post("/register", **REGISTRATION)
+@router.post("/users/", name="create_user", **REGISTRATION)
+@router.post("/register", name="register", **REGISTRATION)
 async def register(data: UserCreate, session: SessionDep, request: Request) -> User:
     """Create an account; log in with POST /token or POST /login afterwards."""
     await to_thread.run_sync(reserve, registration_limits(client_address(request)))
