@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sys
 from pathlib import Path
 
 MOVES_JSON = r"""{{ layout_moves() | tojson }}"""
 UNSELECTED_JSON = r"""{{ unselected_files() | tojson }}"""
-
-
-def remove(root: Path, paths: list[str]) -> None:
-    for path in paths:
-        target = root / path
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
 
 
 def apply_layout(root: Path, moves: dict[str, str]) -> None:
@@ -51,7 +41,8 @@ def write_env(root: Path) -> None:
 
 def main() -> int:
     root = Path.cwd()
-    remove(root, json.loads(UNSELECTED_JSON))
+    for path in json.loads(UNSELECTED_JSON):  # modules of the choices not made
+        (root / path).unlink()
     apply_layout(root, json.loads(MOVES_JSON))
     write_env(root)
     return 0

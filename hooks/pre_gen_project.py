@@ -46,6 +46,7 @@ SHADOWED = frozenset(
     | set(sys.stdlib_module_names)
 )
 
+
 def check_slug(slug: str) -> str | None:
     """Return why ``slug`` is not a usable folder/distribution name, or None."""
     if not SLUG.match(slug):

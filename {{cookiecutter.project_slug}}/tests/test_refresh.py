@@ -138,9 +138,7 @@ def rows(table: type) -> int:
         return session.scalar(select(func.count()).select_from(table))
 
 
-def test_a_purge_shrinks_the_tables_back(
-    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_purge_shrinks_the_tables_back(client: TestClient, user: dict) -> None:
     """Used and expired refresh tokens, ended logins and old throttle records go;
     live logins and their unused tokens stay."""
     live = login(client, "alice", PASSWORD)

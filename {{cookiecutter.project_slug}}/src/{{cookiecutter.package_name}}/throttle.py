@@ -2,8 +2,8 @@
 (so it holds across workers and replicas).
 
 Every attempt takes its place in its records *before* the password is checked, in
-one atomic statement per record (an upsert): concurrent attempts, on any worker, never check
-more passwords than the limits allow.
+one atomic statement per record (an upsert): concurrent attempts, on any worker,
+never check more passwords than the limits allow.
 
 A login (and the current-password check of a password change) counts against its
 account at its client address (LOGIN_MAX_FAILURES) and against the address across
