@@ -21,12 +21,13 @@ LAYOUTS: dict[str, dict[str, str]] = {
     "flat": {
         "config": "config",
         "database": "database",
-        "models": "models",
+        "user_models": "user_models",
+        "auth_models": "auth_models",
         "passwords": "passwords",
         "tokens": "tokens",
         "jwt_codec": "jwt_codec",
         "auth_schemas": "auth_schemas",
-        "auth_service": "auth_service",
+        "auth_service": "login_service",
         "dependencies": "dependencies",
         "auth_router": "auth",
         "user_schemas": "user_schemas",
@@ -41,7 +42,8 @@ LAYOUTS: dict[str, dict[str, str]] = {
     "layered": {
         "config": "core.config",
         "database": "core.database",
-        "models": "models.tables",
+        "user_models": "models.user",
+        "auth_models": "models.auth",
         "passwords": "core.passwords",
         "tokens": "core.tokens",
         "jwt_codec": "core.jwt_codec",
@@ -61,8 +63,9 @@ LAYOUTS: dict[str, dict[str, str]] = {
     "domain": {
         "config": "config",
         "database": "database",
-        "models": "models",
-        "passwords": "auth.passwords",
+        "user_models": "users.models",
+        "auth_models": "auth.models",
+        "passwords": "users.passwords",
         "tokens": "auth.tokens",
         "jwt_codec": "auth.jwt_codec",
         "auth_schemas": "auth.schemas",
@@ -198,6 +201,14 @@ def _imports(context: Context, **names: str) -> str:
 
 
 @pass_context
+def _where(context: Context, role: str) -> str:
+    """The file of ``role`` in the generated project: ``src/pkg/users/models.py``."""
+    answers = _answers(context)
+    path = LAYOUTS[answers["structure"]][role].replace(".", "/")
+    return f"src/{answers['package_name']}/{path}.py"
+
+
+@pass_context
 def _layout_moves(context: Context) -> dict[str, str]:
     answers = _answers(context)
     return layout_moves(answers["package_name"], answers)
@@ -215,12 +226,13 @@ def _requirement(context: Context, option: str) -> str:
 
 
 def install(environment: Environment) -> None:
-    """Add ``imports``, ``import_from``, ``layout_moves``, ``unselected_files``,
-    ``requirement`` and the ``py_string`` filter (called by template_extension.py for every Jinja
+    """Add ``imports``, ``import_from``, ``where``, ``layout_moves``,
+    ``unselected_files``, ``requirement`` and the ``py_string`` filter (called by template_extension.py for every Jinja
     environment)."""
     environment.globals.update(
         imports=_imports,
         import_from=import_from,
+        where=_where,
         layout_moves=_layout_moves,
         unselected_files=_unselected_files,
         requirement=_requirement,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 import tomllib
@@ -54,6 +55,68 @@ def test_every_module_is_where_the_structure_puts_it(baked: Baked) -> None:
     for folder in {p.parent for p in baked.package_dir.rglob("*.py")}:
         if "migrations" not in folder.parts:
             assert (folder / "__init__.py").exists(), folder
+
+
+def test_no_module_shares_the_package_name(baked: Baked) -> None:
+    """``auth_service/auth_service.py`` reads as a mistake (the default package name)."""
+    names = {p.stem for p in baked.package_dir.rglob("*.py")}
+    names |= {p.name for p in baked.package_dir.rglob("*") if p.is_dir()}
+    assert baked.package not in names
+
+
+#: The users feature: its models, schemas, service and password rules.
+USERS_CORE = ("user_models", "user_schemas", "user_service", "passwords")
+#: The auth feature, which may use users, never the reverse.
+AUTH = (
+    "auth_models",
+    "auth_schemas",
+    "auth_service",
+    "auth_router",
+    "dependencies",
+    "throttle",
+    "tokens",
+    "jwt_codec",
+)
+
+
+def test_users_never_import_auth(baked: Baked) -> None:
+    """Dependencies run one way: auth uses users; the users feature below its router
+    (which may use auth's request dependencies, as any feature's router would) never
+    imports auth, so each structure keeps the features separable."""
+    layout = extension.LAYOUTS[baked.answers["structure"]]
+    auth_modules = {f"{baked.package}.{layout[role]}" for role in AUTH}
+    for role in USERS_CORE:
+        path = baked.package_dir / f"{layout[role].replace('.', '/')}.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+                assert not imported & auth_modules, (role, node.module)
+
+
+def test_each_feature_owns_its_tables(baked: Baked) -> None:
+    layout = extension.LAYOUTS[baked.answers["structure"]]
+    tables = {
+        "user_models": {"User"},
+        "auth_models": {"AuthSession", "RefreshToken", "LoginThrottle"},
+    }
+    for role, classes in tables.items():
+        source = (baked.package_dir / f"{layout[role].replace('.', '/')}.py").read_text()
+        defined = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+        assert defined == classes, role
+    if baked.answers["structure"] == "domain":
+        assert layout["user_models"] == "users.models"
+        assert layout["auth_models"] == "auth.models"
+
+
+def test_readme_shows_where_each_module_is(baked: Baked) -> None:
+    readme = (baked.path / "README.md").read_text()
+    section = readme.split("## Where the code is")[1].split("\n## ")[0]
+    named = set(re.findall(r"`(src/[^`]+)`", section))
+    modules = {p for p in baked.package_dir.rglob("*.py") if p.name != "__init__.py"}
+    assert {baked.path / path for path in named if path.endswith(".py")} == {
+        p for p in modules if "migrations" not in p.parts
+    }
+    assert all((baked.path / path).exists() for path in named)
 
 
 def test_pyproject_declares_exactly_the_chosen_libraries(baked: Baked) -> None:

@@ -28,7 +28,7 @@ os.environ.update(
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 
-{{ imports(auth_service="start_session", database="SessionLocal", main="app", models="Base", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
+{{ imports(auth_service="start_session", database="SessionLocal, Base", main="app", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
 
 from .cheap_hashing import cheap
 

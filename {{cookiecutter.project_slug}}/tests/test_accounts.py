@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-{{ imports(config="settings", database="", main="start_up", models="User", user_service="FirstSuperuserError") }}
+{{ imports(config="settings", database="", main="start_up", user_models="User", user_service="FirstSuperuserError") }}
 
 from .conftest import (
     PASSWORD,

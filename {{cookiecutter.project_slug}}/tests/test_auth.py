@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from sqlalchemy import select, update
 
-{{ imports(database="SessionLocal, engine", models="User", passwords="") }}
+{{ imports(database="SessionLocal, engine", passwords="", user_models="User") }}
 
 from .conftest import FAST_HASHERS, PASSWORD, bearer, me_status
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-{{ imports(auth_service="CALLER", config="settings", database="", main="", models="User", tokens="decode_access_token") }}
+{{ imports(auth_service="CALLER", config="settings", database="", main="", tokens="decode_access_token", user_models="User") }}
 
 from .conftest import me_status
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-{{ imports(config="settings", database="SessionLocal", main="app, create_app", middleware="JsonFormatter", models="User") }}
+{{ imports(config="settings", database="SessionLocal", main="app, create_app", middleware="JsonFormatter", user_models="User") }}
 
 from .conftest import PASSWORD, bearer
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-{{ imports(auth_service="purge", config="settings", database="SessionLocal", models="AuthSession, LoginThrottle, RefreshToken, User, utcnow") }}
+{{ imports(auth_models="AuthSession, LoginThrottle, RefreshToken", auth_service="purge", config="settings", database="SessionLocal, utcnow", user_models="User") }}
 
 from .conftest import PASSWORD, bearer, login, me_status
 

@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal", middleware="log_event", models="AuthSession, RefreshToken, User, utcnow", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="AuthSession, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000

@@ -1,9 +1,11 @@
-"""Engine, sessions, short reads from async code, and schema migrations."""
+"""The declarative base of every table, engine, sessions, short reads from async
+code, and schema migrations."""
 
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, NamedTuple, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -14,15 +16,19 @@ from anyio.lowlevel import RunVar
 from fastapi import Depends
 from sqlalchemy import (
     Connection,
+    DateTime,
+    Dialect,
     Engine,
+    MetaData,
     Select,
+    TypeDecorator,
     create_engine,
     event,
     make_url,
     text,
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 {{ imports(config="settings") }}
 
@@ -37,6 +43,42 @@ READ_THREADS = 3
 IN_PROCESS = frozenset({"sqlite"})
 #: PostgreSQL advisory lock key held while migrating (any fixed 64-bit number).
 MIGRATION_LOCK_KEY = 7_140_522_318_309_041_265
+#: Constraint names that are stable across databases, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (sqlite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The base of every table: each feature's models subclass it."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 def make_engine(url: str, *, for_reads: bool = False) -> Engine:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-{{ imports(auth_service="find_caller", database="SessionDep, run_query", models="User", tokens="InvalidTokenError, decode_access_token", user_schemas="UserPublic") }}
+{{ imports(auth_service="find_caller", database="SessionDep, run_query", tokens="InvalidTokenError, decode_access_token", user_models="User", user_schemas="UserPublic") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 

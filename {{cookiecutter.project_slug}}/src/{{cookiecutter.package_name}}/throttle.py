@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-{{ imports(config="settings", database="engine", models="LoginThrottle, utcnow") }}
+{{ imports(auth_models="LoginThrottle", config="settings", database="engine, utcnow") }}
 
 HOUR = timedelta(hours=1)
 #: INSERT ... ON CONFLICT: each database has it, each dialect its own construct.

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-{{ imports(models="User", passwords="hash_password_blocking", user_schemas="UserCreate, UserUpdateMe") }}
+{{ imports(passwords="hash_password_blocking", user_models="User", user_schemas="UserCreate, UserUpdateMe") }}
 
 
 class UsernameTakenError(Exception):

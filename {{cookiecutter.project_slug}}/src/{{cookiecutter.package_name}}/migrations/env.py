@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 import {{ cookiecutter.package_name }}.main  # noqa: F401 (loads every model the app uses)
-{{ imports(config="settings", database="make_engine", models="Base") }}
+{{ imports(config="settings", database="make_engine, Base") }}
 
 if context.config.config_file_name:  # the alembic command line, not the service
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
