@@ -119,10 +119,11 @@ def module_path(package: str, structure: str, role: str) -> str:
 
 
 def _name_key(name: str) -> tuple[int, str]:
-    """isort's order-by-type: CONSTANTS, then Classes, then everything else."""
+    """isort's order-by-type: CONSTANTS, then Classes, then everything else, each
+    in case-insensitive order."""
     bare = name.split(" as ")[0]
     kind = 0 if bare.isupper() else 1 if bare[:1].isupper() else 2
-    return kind, bare
+    return kind, bare.lower()
 
 
 def import_lines(package: str, structure: str, names: dict[str, str]) -> str:

@@ -363,13 +363,51 @@ def test_null_flags_are_refused_not_stored(
     assert response.status_code == 422
 
 
-def test_undecodable_body_is_400_not_500(client: TestClient, token: str) -> None:
+@pytest.mark.parametrize("flag", ["is_active", "is_superuser"])
+@pytest.mark.parametrize("value", [0, 1, "false", "true"])
+def test_flags_are_json_booleans_only(
+    client: TestClient, admin: dict, user: dict, flag: str, value: object
+) -> None:
     response = client.patch(
-        "/users/me",
-        content=b"\xdd\xab\xff\xfe",
-        headers={**bearer(token), "Content-Type": "application/json"},
+        f"/users/{user['id']}",
+        json={flag: value},
+        headers=bearer(admin["access_token"]),
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("email", "status"),
+    [
+        ("alice@example.test", 200),
+        ("Alice@Example.COM", 200),
+        ("alice@host.local", 422),
+        ("alice@localhost", 422),
+        ("alice@x.invalid", 422),
+        ("not an address", 422),
+    ],
+)
+def test_email_addresses_are_checked_test_domains_included(
+    client: TestClient, token: str, email: str, status: int
+) -> None:
+    response = client.patch("/users/me", json={"email": email}, headers=bearer(token))
+    assert response.status_code == status
+    if status == 200:
+        local, domain = email.split("@")
+        assert response.json()["email"] == f"{local}@{domain.lower()}"
+
+
+def test_undecodable_body_is_a_422_like_any_malformed_body(
+    client: TestClient, token: str
+) -> None:
+    for body in (b"\xdd\xab\xff\xfe", b"{not json"):
+        response = client.patch(
+            "/users/me",
+            content=body,
+            headers={**bearer(token), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, body
+        assert response.json()["detail"][0]["loc"][0] == "body"
 
 
 def test_cli_migrate_says_what_it_applied(

@@ -1,8 +1,10 @@
 """Request and response bodies for logging in and out."""
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 {{ imports(schemas="RequestModel") }}
 
@@ -14,14 +16,20 @@ class LoginRequest(RequestModel):
     password: str
 
 
+#: A form field's text: an empty field counts as one not sent.
+FormText = Annotated[str, Field(min_length=1)]
+
+
 class TokenForm(RequestModel):
     """The OAuth2 token request (form fields): the password grant, or the
     refresh_token grant that OAuth2 client libraries send to renew tokens."""
 
     grant_type: Literal["password", "refresh_token"] = "password"
-    username: str | None = None
-    password: str | None = Field(default=None, json_schema_extra={"format": "password"})
-    refresh_token: str | None = None
+    username: FormText | None = None
+    password: FormText | None = Field(
+        default=None, json_schema_extra={"format": "password"}
+    )
+    refresh_token: FormText | None = None
     scope: str = ""
 
     @model_validator(mode="after")
@@ -33,6 +41,20 @@ class TokenForm(RequestModel):
         if self.grant_type == "refresh_token" and self.refresh_token is None:
             raise ValueError("grant_type=refresh_token needs refresh_token")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """State which fields each grant needs, as the validator above checks."""
+        schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        schema["if"] = {
+            "properties": {"grant_type": {"const": "refresh_token"}},
+            "required": ["grant_type"],
+        }
+        schema["then"] = {"required": ["refresh_token"]}
+        schema["else"] = {"required": ["username", "password"]}
+        return schema
 
 
 class RefreshRequest(RequestModel):

@@ -3,7 +3,7 @@
 from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 {{ imports(auth_service="find_caller", database="SessionDep, run_query", tokens="InvalidTokenError, decode_access_token", user_models="User", user_schemas="UserPublic") }}
@@ -25,13 +25,12 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def unauthorized(detail: str) -> HTTPException:
-    """A 401 that tells the client to authenticate with a bearer token."""
-    return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail=detail,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+class NotAuthenticatedError(Exception):
+    """The bearer token is invalid, expired or revoked, or its user is gone."""
+
+
+class NotSuperuserError(Exception):
+    """The caller is not a superuser."""
 
 
 async def get_current_user(
@@ -49,7 +48,7 @@ async def get_current_user(
     if claims:
         user = await run_query(partial(find_caller, claims.user_id, claims.session_id))
     if user is None:
-        raise unauthorized("Could not validate credentials")
+        raise NotAuthenticatedError
     return user
 
 
@@ -61,7 +60,7 @@ def get_current_user_record(user: CurrentUser, session: SessionDep) -> User:
     """The caller as a row of the request's session, for routes that change it."""
     record = session.get(User, user.id)
     if record is None:  # deleted since the check above
-        raise unauthorized("Could not validate credentials")
+        raise NotAuthenticatedError
     return record
 
 
@@ -72,10 +71,7 @@ CurrentUserRecord = Annotated[User, Depends(get_current_user_record)]
 async def get_current_superuser(user: CurrentUser) -> UserPublic:
     """The current user if a superuser; 403 otherwise."""
     if not user.is_superuser:
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN,
-            detail="Superuser privileges required",
-        )
+        raise NotSuperuserError
     return user
 
 

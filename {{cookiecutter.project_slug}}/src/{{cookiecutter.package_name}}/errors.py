@@ -9,12 +9,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", passwords="HashingBusyError", throttle="ThrottledError", user_service="UsernameTakenError") }}
+{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", passwords="HashingBusyError", throttle="ThrottledError", user_service="SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -27,7 +30,7 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 
-Handler = Callable[[Request, Any], Awaitable[JSONResponse]]
+Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 def _answer(
@@ -52,6 +55,42 @@ async def _validation_failed(
     )
 
 
+async def _said(_request: Request, error: Exception) -> JSONResponse:
+    """400 with the rule the request broke (the exception's message)."""
+    return JSONResponse({"detail": str(error)}, status.HTTP_400_BAD_REQUEST)
+
+
+#: The methods a 405's Allow header may list, in the order it lists them.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+#: What FastAPI says of a body it cannot decode (bytes that are not UTF-8).
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    """FastAPI's answer, except that a body that cannot be decoded is a 422 like
+    any other malformed body, and a 405 lists in Allow every method the path has,
+    as HTTP requires (Starlette lists those of one route only)."""
+    if error.detail == UNREADABLE_BODY:
+        problem = {"type": "body_unreadable", "loc": ["body"], "msg": UNREADABLE_BODY}
+        return JSONResponse(
+            {"detail": [problem]}, status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+    if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        routes = request.app.router.routes
+        allowed = [
+            method
+            for method in METHODS
+            if any(
+                route.matches({**request.scope, "method": method})[0] is Match.FULL
+                for route in routes
+            )
+        ]
+        error = HTTPException(
+            error.status_code, error.detail, {"Allow": ", ".join(allowed)}
+        )
+    return await http_exception_handler(request, error)
+
+
 async def _throttled(_request: Request, error: ThrottledError) -> JSONResponse:
     return JSONResponse(
         {"detail": "Too many attempts; try again later"},
@@ -63,6 +102,7 @@ async def _throttled(_request: Request, error: ThrottledError) -> JSONResponse:
 BEARER = {"WWW-Authenticate": "Bearer"}
 
 HANDLERS: dict[type[Exception], Handler] = {
+    HTTPException: _http_error,
     RequestValidationError: _validation_failed,
     ThrottledError: _throttled,
     InvalidCredentialsError: _answer(
@@ -71,6 +111,14 @@ HANDLERS: dict[type[Exception], Handler] = {
     InvalidRefreshTokenError: _answer(
         status.HTTP_401_UNAUTHORIZED, "Invalid refresh token", BEARER
     ),
+    NotAuthenticatedError: _answer(
+        status.HTTP_401_UNAUTHORIZED, "Could not validate credentials", BEARER
+    ),
+    NotSuperuserError: _answer(
+        status.HTTP_403_FORBIDDEN, "Superuser privileges required"
+    ),
+    UserNotFoundError: _answer(status.HTTP_404_NOT_FOUND, "No such user"),
+    SelfLockoutError: _said,
     WrongPasswordError: _answer(
         status.HTTP_400_BAD_REQUEST, "Current password is incorrect"
     ),

@@ -69,11 +69,7 @@ def create_app() -> FastAPI:
         # Operation ids are the routes' names (register, read_current_user...):
         # what clients generated from /openapi.json call their methods.
         generate_unique_id_function=lambda route: route.name,
-        responses={
-            # FastAPI answers 400 to a body it cannot decode, on any route that takes one.
-            status.HTTP_400_BAD_REQUEST: {"description": "Malformed request body"},
-            **COMMON_RESPONSES,
-        },
+        responses=COMMON_RESPONSES,
     )
     add_error_handlers(app)
     if settings.cors_origins:

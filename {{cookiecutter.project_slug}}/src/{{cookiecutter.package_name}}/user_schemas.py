@@ -3,13 +3,14 @@
 from datetime import datetime
 from typing import Annotated
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -37,20 +38,48 @@ NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_
 FullName = Annotated[str, Field(max_length=255)]
 
 
+def _deliverable_address(address: str) -> str:
+    """The address, normalised (its domain lower-cased), if it is well formed."""
+    try:
+        return validate_email(
+            address, check_deliverability=False, test_environment=True
+        ).normalized
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+
+
+#: An email address (``.test`` addresses included, for testing); addresses at the
+#: other special-use domains (arpa, invalid, local, localhost, onion) are refused.
+Email = Annotated[
+    str,
+    Field(max_length=320),
+    AfterValidator(_deliverable_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": 320,
+            "description": "An email address; addresses at the special-use domains "
+            "arpa, invalid, local, localhost and onion are refused",
+        }
+    ),
+]
+
+
 class UserCreate(RequestModel):
     """A new account. Privileged fields (is_active, is_superuser) are not accepted
     here and are ignored if sent."""
 
     username: Username
     password: NewPassword
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: FullName | None = None
 
 
 class UserUpdateMe(RequestModel):
     """What users may change about themselves (privileged fields are ignored)."""
 
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: FullName | None = None
 
 

@@ -14,6 +14,15 @@ class UsernameTakenError(Exception):
     """Another user already has this username (in any letter case)."""
 
 
+class UserNotFoundError(Exception):
+    """No user has this id."""
+
+
+class SelfLockoutError(Exception):
+    """A superuser tried to delete, deactivate or demote themselves (the message
+    says which)."""
+
+
 class FirstSuperuserError(Exception):
     """FIRST_SUPERUSER cannot be created as configured (the message says why)."""
 
@@ -22,6 +31,14 @@ def get_user_by_username(session: Session, username: str) -> User | None:
     return session.scalar(
         select(User).where(func.lower(User.username) == username.lower())
     )
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """The user with this id; raises UserNotFoundError."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFoundError(user_id)
+    return user
 
 
 def list_users(session: Session, skip: int, limit: int) -> list[User]:

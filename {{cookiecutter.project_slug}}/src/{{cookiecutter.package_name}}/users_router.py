@@ -3,9 +3,9 @@
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="check_username_free, create_user, delete_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_username_free, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -90,24 +90,17 @@ def read_users(
     return list_users(session, skip, limit)
 
 
-def _get_user(session: SessionDep, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise HTTPException(
-            status_code=status.HTTP_404_NOT_FOUND, detail="No such user"
-        )
-    return user
-
-
 @router.get(
-    "/users/{user_id}", response_model=UserPublic, responses=NOT_SUPERUSER | NOT_FOUND
+    "/users/{user_id:int}",
+    response_model=UserPublic,
+    responses=NOT_SUPERUSER | NOT_FOUND,
 )
 def read_user(user_id: UserId, _admin: CurrentSuperuser, session: SessionDep) -> User:
-    return _get_user(session, user_id)
+    return get_user(session, user_id)
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:int}",
     response_model=UserPublic,
     responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT,
 )
@@ -118,14 +111,11 @@ def update_any_user(
     session: SessionDep,
 ) -> User:
     """Superusers: change a user; deactivating one ends all their logins at once."""
-    user = _get_user(session, user_id)
+    user = get_user(session, user_id)
     if user.id == admin.id and (
         changes.is_active is False or changes.is_superuser is False
     ):
-        raise HTTPException(
-            status_code=status.HTTP_400_BAD_REQUEST,
-            detail="Superusers cannot deactivate or demote themselves",
-        )
+        raise SelfLockoutError("Superusers cannot deactivate or demote themselves")
     if changes.is_active is False:
         revoke_all_sessions(session, user.id)
     update_user(session, user, changes)
@@ -140,7 +130,7 @@ def update_any_user(
 
 
 @router.delete(
-    "/users/{user_id}",
+    "/users/{user_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT,
 )
@@ -148,12 +138,9 @@ def delete_any_user(
     user_id: UserId, admin: CurrentSuperuser, session: SessionDep
 ) -> Response:
     """Superusers: delete a user and everything they hold."""
-    user = _get_user(session, user_id)
+    user = get_user(session, user_id)
     if user.id == admin.id:
-        raise HTTPException(
-            status_code=status.HTTP_400_BAD_REQUEST,
-            detail="Superusers cannot delete themselves",
-        )
+        raise SelfLockoutError("Superusers cannot delete themselves")
     delete_user(session, user)
     session.commit()
     log_event("user_deleted", user_id=user_id, by=admin.id)
