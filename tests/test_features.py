@@ -4,7 +4,8 @@ run as they stand. Alembic must see the new model (a non-empty migration that
 upgrades an existing database, then `alembic check` clean), the new migration must
 already be in the project's style (ruff clean without running ruff on it), and the
 new route must be served. One variant per structure: the structure decides where
-the feature's modules go."""
+the feature's modules go. And a field that is not a column, added to UserPublic as
+the README allows, is served."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from .support import Baked, Environment, clean_env, extension, run, variant_params
-
-pytestmark = pytest.mark.parametrize("variant", variant_params(one_per="structure"))
 
 SECTION = "## Adding a model and a route"
 
@@ -58,6 +57,7 @@ def edit_main(main: Path, edit: str) -> None:
     main.write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.parametrize("variant", variant_params(one_per="structure"))
 def test_a_feature_added_as_the_readme_says_is_migrated_and_served(
     baked: Baked, env: Environment, tmp_path: Path
 ) -> None:
@@ -92,3 +92,47 @@ def test_a_feature_added_as_the_readme_says_is_migrated_and_served(
     passwords = f"{baked.package}.{extension.LAYOUTS[baked.answers['structure']]['passwords']}"
     script = SERVED.format(package=baked.package, passwords=passwords)
     run([env.bin("python"), "-c", script], cwd=project, env=environment)
+
+
+#: Register, log in and read /users/me, in the project's folder, with its test hashing.
+ME = """
+from fastapi.testclient import TestClient
+
+import {passwords} as passwords
+from {package}.main import app
+from tests.cheap_hashing import cheap
+
+passwords.password_hash = cheap(passwords.password_hash)
+user = {{"username": "alice", "password": "correct horse battery staple"}}
+with TestClient(app) as client:
+    assert client.post("/register", json=user).status_code == 201
+    token = client.post("/login", json=user).json()["access_token"]
+    me = client.get("/users/me", headers={{"Authorization": f"Bearer {{token}}"}})
+    assert me.status_code == 200, me.text
+    print(me.json())
+"""
+
+
+@pytest.mark.parametrize("variant", variant_params(first_only=True))
+def test_a_field_that_is_not_a_column_can_be_added_to_userpublic(
+    baked: Baked, env: Environment, tmp_path: Path
+) -> None:
+    """As the README's "Who is calling" says: with a default, it is served by every
+    route that shows a user, /users/me (the snapshot) included."""
+    project = tmp_path / baked.path.name
+    shutil.copytree(baked.path, project, ignore=shutil.ignore_patterns("__pycache__"))
+    layout = extension.LAYOUTS[baked.answers["structure"]]
+    schemas = project / "src" / baked.package / f"{layout['user_schemas'].replace('.', '/')}.py"
+    source = schemas.read_text()
+    anchor = "    created_at: datetime\n"
+    assert source.count(anchor) == 1
+    schemas.write_text(source.replace(anchor, anchor + '    plan: str = "free"\n'))
+    environment = clean_env(
+        baked,
+        PYTHONPATH=str(project / "src"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'service.db'}",
+        ENVIRONMENT="test",
+    )
+    script = ME.format(package=baked.package, passwords=f"{baked.package}.{layout['passwords']}")
+    shown = run([env.bin("python"), "-c", script], cwd=project, env=environment).stdout
+    assert "'plan': 'free'" in shown
