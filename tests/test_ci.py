@@ -56,3 +56,10 @@ def test_readme_quick_start_generates_the_project_it_then_serves(tmp_path: Path)
     (python, flag, package, command) = serve
     assert (python, flag, command) == (".venv/bin/python", "-m", "serve")
     assert (project / "src" / package / "__main__.py").is_file()
+
+
+def test_generated_pre_commit_config_is_valid() -> None:
+    """Checked once: the file is the same in every variant (nothing in it is rendered)."""
+    config = TEMPLATE / "{{cookiecutter.project_slug}}" / ".pre-commit-config.yaml"
+    assert not re.search(r"\{\{|\{%", config.read_text())
+    run([sys.executable, "-m", "pre_commit", "validate-config", config])

@@ -138,17 +138,6 @@ def test_ruff_format_is_clean(baked: Baked) -> None:
     run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=baked.path)
 
 
-def test_python_compiles(baked: Baked) -> None:
-    run([sys.executable, "-m", "compileall", "-q", "src", "tests"], cwd=baked.path)
-
-
-def test_pre_commit_config_is_valid(baked: Baked) -> None:
-    run(
-        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
-        cwd=baked.path,
-    )
-
-
 def test_env_holds_a_fresh_secret_and_is_git_ignored(baked: Baked) -> None:
     env = read_env_file(baked.path / ".env")
     assert len(env["SECRET_KEY"]) >= 64
