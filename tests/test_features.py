@@ -19,8 +19,8 @@ from .support import Baked, Environment, clean_env, extension, run, variant_para
 
 SECTION = "## Adding a model and a route"
 
-#: Register, log in and list the items, in the project's folder, with its test hashing.
-SERVED = """
+#: Register and log in, in the project's folder with its test hashing, then ``then``.
+AS_A_USER = """
 from fastapi.testclient import TestClient
 
 import {passwords} as passwords
@@ -32,8 +32,16 @@ user = {{"username": "alice", "password": "correct horse battery staple"}}
 with TestClient(app) as client:
     assert client.post("/register", json=user).status_code == 201
     token = client.post("/login", json=user).json()["access_token"]
-    answer = client.get("/items", headers={{"Authorization": f"Bearer {{token}}"}})
+    headers = {{"Authorization": f"Bearer {{token}}"}}
+{then}"""
+LIST_ITEMS = """
+    answer = client.get("/items", headers=headers)
     assert (answer.status_code, answer.json()) == (200, []), answer.text
+"""
+SHOW_ME = """
+    me = client.get("/users/me", headers=headers)
+    assert me.status_code == 200, me.text
+    print(me.json())
 """
 
 
@@ -90,27 +98,8 @@ def test_a_feature_added_as_the_readme_says_is_migrated_and_served(
     run([env.bin("ruff"), "check", "."], cwd=project)
     run([env.bin("ruff"), "format", "--check", "."], cwd=project)
     passwords = f"{baked.package}.{extension.LAYOUTS[baked.answers['structure']]['passwords']}"
-    script = SERVED.format(package=baked.package, passwords=passwords)
+    script = AS_A_USER.format(package=baked.package, passwords=passwords, then=LIST_ITEMS)
     run([env.bin("python"), "-c", script], cwd=project, env=environment)
-
-
-#: Register, log in and read /users/me, in the project's folder, with its test hashing.
-ME = """
-from fastapi.testclient import TestClient
-
-import {passwords} as passwords
-from {package}.main import app
-from tests.cheap_hashing import cheap
-
-passwords.password_hash = cheap(passwords.password_hash)
-user = {{"username": "alice", "password": "correct horse battery staple"}}
-with TestClient(app) as client:
-    assert client.post("/register", json=user).status_code == 201
-    token = client.post("/login", json=user).json()["access_token"]
-    me = client.get("/users/me", headers={{"Authorization": f"Bearer {{token}}"}})
-    assert me.status_code == 200, me.text
-    print(me.json())
-"""
 
 
 @pytest.mark.parametrize("variant", variant_params(first_only=True))
@@ -133,6 +122,7 @@ def test_a_field_that_is_not_a_column_can_be_added_to_userpublic(
         DATABASE_URL=f"sqlite:///{tmp_path / 'service.db'}",
         ENVIRONMENT="test",
     )
-    script = ME.format(package=baked.package, passwords=f"{baked.package}.{layout['passwords']}")
+    passwords = f"{baked.package}.{layout['passwords']}"
+    script = AS_A_USER.format(package=baked.package, passwords=passwords, then=SHOW_ME)
     shown = run([env.bin("python"), "-c", script], cwd=project, env=environment).stdout
     assert "'plan': 'free'" in shown
