@@ -228,8 +228,8 @@ def _requirement(context: Context, option: str) -> str:
 
 def install(environment: Environment) -> None:
     """Add ``imports``, ``import_from``, ``where``, ``layout_moves``,
-    ``unselected_files``, ``requirement`` and the ``py_string`` filter (called by template_extension.py for every Jinja
-    environment)."""
+    ``unselected_files``, ``requirement`` and the ``py_string`` filter (called by
+    template_extension.py for every Jinja environment)."""
     environment.globals.update(
         imports=_imports,
         import_from=import_from,
