@@ -13,8 +13,9 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-{{ imports(config="settings", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token") }}
+{{ imports(config="settings", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token, key_id") }}
 
 from .conftest import bearer
 
@@ -32,8 +33,10 @@ def forge(
     key: str | None = None,
     alg: str = "HS256",
     header: dict | None = None,
+    without: tuple[str, ...] = (),
 ) -> str:
-    head = {"alg": alg, "typ": "JWT", **(header or {})}
+    head = {"alg": alg, "typ": "at+jwt", "kid": key_id(), **(header or {})}
+    head = {field: value for field, value in head.items() if field not in without}
     signing_input = (
         f"{b64(json.dumps(head).encode())}.{b64(json.dumps(claims).encode())}"
     )
@@ -73,6 +76,10 @@ BAD_TOKENS = {
     "alg none": lambda c: forge(claims_for(c), alg="none"),
     "another algorithm": lambda c: forge(claims_for(c), alg="HS512"),
     "crit header": lambda c: forge(claims_for(c), header={"crit": ["exp"]}),
+    "typ JWT (not an access token)": lambda c: forge(c, header={"typ": "JWT"}),
+    "no typ": lambda c: forge(c, without=("typ",)),
+    "another key id": lambda c: forge(c, header={"kid": "another-key"}),
+    "no key id": lambda c: forge(c, without=("kid",)),
     "no exp": lambda c: forge(claims_for(c, exp=None)),
     "no iat": lambda c: forge(claims_for(c, iat=None)),
     "no sub": lambda c: forge(claims_for(c, sub=None)),
@@ -118,6 +125,21 @@ def test_created_token_carries_every_claim() -> None:
     assert claims["aud"] == settings.jwt_audience
     assert claims["type"] == "access"
     assert claims["jti"] != payload(create_access_token("42", LOGIN_ID))["jti"]
+
+
+def test_tokens_are_rfc_9068_access_tokens_naming_their_key(
+    claims: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = create_access_token("42", LOGIN_ID)
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["typ"] == "at+jwt"
+    assert header["kid"] == key_id()
+    assert len(header["kid"]) == 16
+    assert header["kid"] not in settings.secret_key.get_secret_value()
+    monkeypatch.setattr(settings, "secret_key", SecretStr("another-secret-" * 4))
+    assert key_id() != header["kid"]  # a new key has a new id
+    with pytest.raises(InvalidTokenError, match="unknown key"):
+        decode_access_token(forge(claims, header={"kid": header["kid"]}))
 
 
 def test_expired_token_is_refused_by_decode() -> None:

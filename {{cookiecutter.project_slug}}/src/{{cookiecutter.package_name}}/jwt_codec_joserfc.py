@@ -10,10 +10,10 @@ from joserfc.jwk import OctKey
 {{ imports(config="settings") }}
 
 
-def encode(claims: dict[str, Any]) -> str:
+def encode(header: dict[str, str], claims: dict[str, Any]) -> str:
     # Named explicitly: joserfc allows only its recommended algorithms (HS256 of
     # these three) unless told which.
-    header = {"alg": settings.algorithm, "typ": "JWT"}
+    header = {"alg": settings.algorithm, **header}
     return jwt.encode(header, claims, _key(), algorithms=[settings.algorithm])
 
 

@@ -9,9 +9,12 @@ import jwt
 {{ imports(config="settings") }}
 
 
-def encode(claims: dict[str, Any]) -> str:
+def encode(header: dict[str, str], claims: dict[str, Any]) -> str:
     return jwt.encode(
-        claims, settings.secret_key.get_secret_value(), algorithm=settings.algorithm
+        claims,
+        settings.secret_key.get_secret_value(),
+        algorithm=settings.algorithm,
+        headers=header,
     )
 
 

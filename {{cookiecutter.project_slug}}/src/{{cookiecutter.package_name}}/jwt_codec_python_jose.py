@@ -10,9 +10,12 @@ from jose import jwt
 {{ imports(config="settings") }}
 
 
-def encode(claims: dict[str, Any]) -> str:
+def encode(header: dict[str, str], claims: dict[str, Any]) -> str:
     return jwt.encode(
-        claims, settings.secret_key.get_secret_value(), algorithm=settings.algorithm
+        claims,
+        settings.secret_key.get_secret_value(),
+        algorithm=settings.algorithm,
+        headers=header,
     )
 
 

@@ -2,8 +2,10 @@
 
 jwt_codec signs and verifies them with the chosen JWT library.
 
-Only the configured algorithm is accepted, and a header holding anything but
-``alg`` and ``typ`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
+Access tokens are JWTs of the profile for OAuth 2.0 access tokens (RFC 9068:
+``typ: at+jwt``) that name their signing key in ``kid``. Only the configured
+algorithm and key are accepted, and a header holding anything but ``alg``, ``typ``
+and ``kid`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
 ``jti``, ``iss``, ``aud``, ``sid`` and ``type`` are required, each of the type this
 service writes, issuer and audience must be ours, and ``exp`` and ``nbf`` are
 enforced. Any token that fails any of this, however malformed, is invalid: never
@@ -11,6 +13,8 @@ an error. (Refresh tokens are not JWTs: see the auth service.)
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -29,7 +33,9 @@ SUBJECT = re.compile(r"[1-9][0-9]{0,17}")
 ID = re.compile(r"[0-9a-f]{32}")
 #: The header fields this service writes; any other could change how a token
 #: must be read.
-HEADER_FIELDS = frozenset({"alg", "typ"})
+HEADER_FIELDS = frozenset({"alg", "typ", "kid"})
+#: The ``typ`` of JWT access tokens (RFC 9068).
+AT_JWT = "at+jwt"
 TIMES = ("exp", "iat", "nbf")
 
 
@@ -45,6 +51,14 @@ class AccessToken:
     user_id: int
     session_id: str
     expires_at: float
+
+
+def key_id() -> str:
+    """The ``kid`` of the signing key: derived from SECRET_KEY one way (it names the
+    key without telling anything about it), so a new key has a new id."""
+    secret = settings.secret_key.get_secret_value().encode()
+    digest = hmac.new(secret, b"access token key id", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
 def create_access_token(
@@ -64,7 +78,7 @@ def create_access_token(
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
-    return encode(claims)
+    return encode({"typ": AT_JWT, "kid": key_id()}, claims)
 
 
 def decode_access_token(token: str) -> AccessToken:
@@ -96,9 +110,11 @@ def _read(token: str) -> AccessToken:
     if (
         not HEADER_FIELDS.issuperset(header)
         or header.get("alg") != settings.algorithm
-        or header.get("typ", "JWT") != "JWT"
+        or header.get("typ") != AT_JWT
     ):
         raise InvalidTokenError("unexpected header")
+    if header.get("kid") != key_id():
+        raise InvalidTokenError("unknown key")
     claims = decode(token, REQUIRED_CLAIMS)
     # Checked even where only a holder of the key could have signed them otherwise.
     if claims.get("type") != ACCESS:
