@@ -26,6 +26,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "passwords": "passwords",
         "tokens": "tokens",
         "jwt_codec": "jwt_codec",
+        "keys": "keys",
         "auth_schemas": "auth_schemas",
         "auth_service": "login_service",
         "dependencies": "dependencies",
@@ -47,6 +48,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "passwords": "core.passwords",
         "tokens": "core.tokens",
         "jwt_codec": "core.jwt_codec",
+        "keys": "core.keys",
         "auth_schemas": "schemas.auth",
         "auth_service": "services.auth",
         "dependencies": "api.deps",
@@ -68,6 +70,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "passwords": "users.passwords",
         "tokens": "auth.tokens",
         "jwt_codec": "auth.jwt_codec",
+        "keys": "auth.keys",
         "auth_schemas": "auth.schemas",
         "auth_service": "auth.service",
         "dependencies": "auth.dependencies",
@@ -100,7 +103,7 @@ OPTION_ROLES: dict[str, str] = {"jwt_codec": "jwt_library"}
 #: What each option adds to the generated project's dependencies.
 REQUIREMENTS: dict[str, dict[str, str]] = {
     "jwt_library": {
-        "pyjwt": "pyjwt>=2.12",
+        "pyjwt": "pyjwt[crypto]>=2.12",
         "python-jose": "python-jose[cryptography]>=3.5",
         "joserfc": "joserfc>=1.6",
     },

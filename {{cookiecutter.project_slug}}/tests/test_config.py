@@ -60,10 +60,31 @@ def test_start_up_error_is_one_line_without_the_secret(
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("algorithm", ["none", "RS256", "hs256"])
+@pytest.mark.parametrize("algorithm", ["none", "PS256", "ES512", "hs256"])
 def test_algorithm_outside_the_allow_list_is_refused(algorithm: str) -> None:
     with pytest.raises(ValidationError, match="algorithm"):
         make(environment="test", algorithm=algorithm)
+
+
+def test_a_private_key_goes_with_an_algorithm_that_signs_with_one() -> None:
+    with pytest.raises(ValidationError, match="set PRIVATE_KEY"):
+        make(environment="test", algorithm="ES256")
+    with pytest.raises(ValidationError, match="not HS256"):
+        make(environment="test", private_key="-----BEGIN PRIVATE KEY-----")
+    with pytest.raises(ValidationError, match="not both"):
+        make(
+            environment="test",
+            algorithm="ES256",
+            private_key="x",
+            private_key_file="key.pem",
+        )
+{%- if cookiecutter.jwt_library == "python-jose" %}
+
+
+def test_eddsa_is_refused_saying_that_python_jose_cannot_sign_it() -> None:
+    with pytest.raises(ValidationError, match="python-jose cannot sign EdDSA"):
+        make(environment="test", algorithm="EdDSA", private_key="x")
+{%- endif %}
 
 
 @pytest.mark.parametrize("minutes", [0, -5])

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
-{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
+{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", keys="SigningKeyError", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
 
 APP = "{{ cookiecutter.package_name }}.main:app"
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(error.orig).strip().splitlines()[0] if error.orig else ""
         print(f"error: cannot use the database at {where}: {reason}", file=sys.stderr)
-    except (FirstSuperuserError, SchemaOutdatedError) as error:
+    except (FirstSuperuserError, SchemaOutdatedError, SigningKeyError) as error:
         print(f"error: {error}", file=sys.stderr)
     return 1
 

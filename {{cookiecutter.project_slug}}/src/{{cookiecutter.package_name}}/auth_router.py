@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(auth_schemas="LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address") }}
+{{ imports(auth_schemas="JsonWebKeySet, LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -55,6 +55,19 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
     logout(session, body.refresh_token)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+#: How long verifiers may keep the published keys before asking again (they ask at
+#: once when a token names a key they do not know).
+JWKS_MAX_AGE = 300
+
+
+@router.get("/.well-known/jwks.json", name="jwks")
+def jwks(response: Response) -> JsonWebKeySet:
+    """The public keys that verify this service's access tokens (RFC 7517), each
+    named by the ``kid`` tokens carry. Empty with HMAC: its key is never published."""
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    return JsonWebKeySet(keys=public_keys())
 
 
 @router.get("/protected", responses=UNAUTHENTICATED)

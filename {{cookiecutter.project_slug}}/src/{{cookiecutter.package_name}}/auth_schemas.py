@@ -73,5 +73,12 @@ class Token(BaseModel):
     refresh_expires_in: int
 
 
+class JsonWebKeySet(BaseModel):
+    """Public keys as a JWK set (RFC 7517): each with ``kty``, ``kid``, ``use``,
+    ``alg`` and the key's own members."""
+
+    keys: list[dict[str, str]]
+
+
 class Message(BaseModel):
     message: str

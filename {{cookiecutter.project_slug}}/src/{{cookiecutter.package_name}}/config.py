@@ -4,6 +4,7 @@ import math
 import secrets
 import warnings
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -13,8 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
-#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2).
+#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2); with a
+#: private key, SECRET_KEY still protects what the service keeps.
 MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
+DEFAULT_MIN_SECRET_LENGTH = 32
 #: A secret's estimated entropy (its length times the Shannon entropy of its
 #: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
 MIN_SECRET_BITS = 100
@@ -30,6 +33,10 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+#: How access tokens are signed.
+Algorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"{% if cookiecutter.jwt_library != "python-jose" %}, "EdDSA"{% endif %}]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -40,7 +47,11 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///./{DATABASE_NAME}.db"
 {%- endif %}
     secret_key: SecretStr = SecretStr("")
-    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    #: HMAC with SECRET_KEY, or a private key whose public half other services
+    #: verify with (PRIVATE_KEY, or PRIVATE_KEY_FILE, in PEM).
+    algorithm: Algorithm = "HS256"
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
     access_token_expire_minutes: int = Field(default=30, gt=0, le=24 * 60)
     refresh_token_expire_days: int = Field(default=14, gt=0, le=365)
     jwt_issuer: str = Field(default=SERVICE_NAME, min_length=1)
@@ -75,6 +86,11 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("private_key", "private_key_file", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("database_url")
     @classmethod
     def use_psycopg_driver(cls, url: str) -> str:
@@ -83,6 +99,36 @@ class Settings(BaseSettings):
             if url.startswith(scheme):
                 return "postgresql+psycopg://" + url.removeprefix(scheme)
         return url
+
+{%- if cookiecutter.jwt_library == "python-jose" %}
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def no_eddsa(cls, value: object) -> object:
+        if value == "EdDSA":
+            raise ValueError(
+                "python-jose cannot sign EdDSA: use RS256 or ES256 (PyJWT and "
+                "joserfc projects can use EdDSA)"
+            )
+        return value
+{%- endif %}
+
+    @model_validator(mode="after")
+    def private_key_only_for_asymmetric_algorithms(self) -> "Settings":
+        given = [self.private_key is not None, self.private_key_file is not None]
+        if all(given):
+            raise ValueError("set PRIVATE_KEY or PRIVATE_KEY_FILE, not both")
+        if not any(given) and not self.algorithm.startswith("HS"):
+            raise ValueError(
+                f"ALGORITHM {self.algorithm} signs with a private key: set "
+                "PRIVATE_KEY (PEM) or PRIVATE_KEY_FILE"
+            )
+        if any(given) and self.algorithm.startswith("HS"):
+            raise ValueError(
+                "PRIVATE_KEY and PRIVATE_KEY_FILE need an ALGORITHM that signs with "
+                f"a private key, not {self.algorithm}"
+            )
+        return self
 
     @model_validator(mode="after")
     def superuser_needs_a_password(self) -> "Settings":
@@ -97,7 +143,7 @@ class Settings(BaseSettings):
         """Refuse a missing, short, placeholder or low-entropy SECRET_KEY in
         production."""
         secret = self.secret_key.get_secret_value()
-        minimum = MIN_SECRET_LENGTH[self.algorithm]
+        minimum = MIN_SECRET_LENGTH.get(self.algorithm, DEFAULT_MIN_SECRET_LENGTH)
         weak = (
             len(secret) < minimum
             or secret.lower() in PLACEHOLDER_SECRETS

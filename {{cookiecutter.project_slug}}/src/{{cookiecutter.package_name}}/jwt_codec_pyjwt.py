@@ -6,15 +6,12 @@ from typing import Any
 
 import jwt
 
-{{ imports(config="settings") }}
+{{ imports(config="settings", keys="current_key") }}
 
 
 def encode(header: dict[str, str], claims: dict[str, Any]) -> str:
     return jwt.encode(
-        claims,
-        settings.secret_key.get_secret_value(),
-        algorithm=settings.algorithm,
-        headers=header,
+        claims, current_key().private, algorithm=settings.algorithm, headers=header
     )
 
 
@@ -22,7 +19,7 @@ def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The claims of a valid token; raises PyJWT's errors for any other."""
     return jwt.decode(
         token,
-        settings.secret_key.get_secret_value(),
+        current_key().public,
         algorithms=[settings.algorithm],
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,

@@ -11,12 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="current_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
     """Migrate the schema (or, with AUTO_MIGRATE off, refuse an outdated one), then
-    create FIRST_SUPERUSER if it is configured."""
+    create FIRST_SUPERUSER if it is configured. A signing key that cannot sign stops
+    start-up first."""
+    current_key()
     if settings.auto_migrate:
         migrate()
     elif not schema_is_current():

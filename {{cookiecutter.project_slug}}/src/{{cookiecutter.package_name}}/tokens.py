@@ -13,8 +13,6 @@ an error. (Refresh tokens are not JWTs: see the auth service.)
 """
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -24,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-{{ imports(config="settings", jwt_codec="decode, encode") }}
+{{ imports(config="settings", jwt_codec="decode, encode", keys="current_key") }}
 
 ACCESS = "access"
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
@@ -54,11 +52,8 @@ class AccessToken:
 
 
 def key_id() -> str:
-    """The ``kid`` of the signing key: derived from SECRET_KEY one way (it names the
-    key without telling anything about it), so a new key has a new id."""
-    secret = settings.secret_key.get_secret_value().encode()
-    digest = hmac.new(secret, b"access token key id", hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:12]).decode()
+    """The ``kid`` of the signing key (see the keys module)."""
+    return current_key().kid
 
 
 def create_access_token(
@@ -87,16 +82,17 @@ def decode_access_token(token: str) -> AccessToken:
     The signature and claims of a token are checked once and remembered (for a
     bounded number of tokens); its expiry is checked again on every use.
     """
-    access = _verify(token)
+    access = _verify(token, key_id())
     if access.expires_at <= time.time():
         raise InvalidTokenError("token has expired")
     return access
 
 
 @lru_cache(maxsize=4096)
-def _verify(token: str) -> AccessToken:
+def _verify(token: str, kid: str) -> AccessToken:
+    # Remembered per token and signing key: a new key checks every token again.
     try:
-        return _read(token)
+        return _read(token, kid)
     except InvalidTokenError:
         raise
     except Exception as error:
@@ -105,7 +101,7 @@ def _verify(token: str) -> AccessToken:
         raise InvalidTokenError(type(error).__name__) from error
 
 
-def _read(token: str) -> AccessToken:
+def _read(token: str, kid: str) -> AccessToken:
     header = _header(token)
     if (
         not HEADER_FIELDS.issuperset(header)
@@ -113,7 +109,7 @@ def _read(token: str) -> AccessToken:
         or header.get("typ") != AT_JWT
     ):
         raise InvalidTokenError("unexpected header")
-    if header.get("kid") != key_id():
+    if header.get("kid") != kid:
         raise InvalidTokenError("unknown key")
     claims = decode(token, REQUIRED_CLAIMS)
     # Checked even where only a holder of the key could have signed them otherwise.

@@ -1,0 +1,134 @@
+"""Signing with a private key: another service verifies access tokens with the
+published public key alone (checked here with `cryptography`, not the service's
+JWT library); HMAC publishes nothing."""
+
+import base64
+import json
+from collections.abc import Callable
+from typing import get_args
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+{{ imports(config="Algorithm, settings", keys="SigningKeyError, current_key") }}
+
+from .conftest import PASSWORD, bearer, login
+
+#: Every algorithm that signs with a private key, as the settings allow them.
+ASYMMETRIC = [name for name in get_args(Algorithm) if not name.startswith("HS")]
+
+
+def new_private_key(algorithm: str, rsa_bits: int = 2048) -> str:
+    """A fresh private key for ``algorithm``, in PEM."""
+    if algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    elif algorithm == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.fixture
+def sign_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
+    """Make the service sign with ``algorithm`` and a PEM private key."""
+
+    def use(algorithm: str, pem: str) -> None:
+        monkeypatch.setattr(settings, "algorithm", algorithm)
+        monkeypatch.setattr(settings, "private_key", SecretStr(pem))
+
+    return use
+
+
+def unb64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def number(member: str) -> int:
+    return int.from_bytes(unb64(member), "big")
+
+
+def verify_with_jwk(token: str, jwk: dict[str, str]) -> None:
+    """Check the signature with the public JWK alone; raises if it is wrong."""
+    head, body, signature = token.split(".")
+    signed, raw = f"{head}.{body}".encode(), unb64(signature)
+    if jwk["kty"] == "RSA":
+        public = rsa.RSAPublicNumbers(number(jwk["e"]), number(jwk["n"])).public_key()
+        public.verify(raw, signed, padding.PKCS1v15(), hashes.SHA256())
+    elif jwk["kty"] == "EC":
+        point = ec.EllipticCurvePublicNumbers(
+            number(jwk["x"]), number(jwk["y"]), ec.SECP256R1()
+        )
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        point.public_key().verify(
+            encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256())
+        )
+    else:
+        public_key = ed25519.Ed25519PublicKey.from_public_bytes(unb64(jwk["x"]))
+        public_key.verify(raw, signed)
+
+
+def test_with_hmac_nothing_is_published(client: TestClient) -> None:
+    response = client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.json() == {"keys": []}
+    assert response.headers["cache-control"] == "public, max-age=300"
+
+
+@pytest.mark.parametrize("algorithm", ASYMMETRIC)
+def test_tokens_verify_with_the_published_public_key_alone(
+    client: TestClient,
+    user: dict,
+    sign_with: Callable[[str, str], None],
+    algorithm: str,
+) -> None:
+    sign_with(algorithm, new_private_key(algorithm))
+    token = login(client, "alice", PASSWORD)["access_token"]
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+
+    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
+    header = json.loads(unb64(token.split(".")[0]))
+    assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
+    assert (jwk["kid"], jwk["alg"], jwk["use"]) == (header["kid"], algorithm, "sig")
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & jwk.keys()  # public members only
+    verify_with_jwk(token, jwk)
+
+
+@pytest.mark.parametrize("algorithm", ASYMMETRIC)
+def test_a_token_of_another_private_key_is_refused(
+    client: TestClient,
+    user: dict,
+    sign_with: Callable[[str, str], None],
+    algorithm: str,
+) -> None:
+    sign_with(algorithm, new_private_key(algorithm))
+    token = login(client, "alice", PASSWORD)["access_token"]
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+    sign_with(algorithm, new_private_key(algorithm))  # the key was replaced
+    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "pem", "reason"),
+    [
+        ("RS256", new_private_key("ES256"), "not a key for RS256"),
+        ("ES256", new_private_key("RS256"), "not a key for ES256"),
+        ("RS256", new_private_key("RS256", rsa_bits=1024), "at least 2048 bits"),
+        ("ES256", "-----BEGIN PRIVATE KEY-----\nnot a key", "not an unencrypted PEM"),
+    ],
+)
+def test_a_private_key_that_cannot_sign_is_refused_without_showing_it(
+    sign_with: Callable[[str, str], None], algorithm: str, pem: str, reason: str
+) -> None:
+    sign_with(algorithm, pem)
+    with pytest.raises(SigningKeyError, match=reason) as refused:
+        current_key()
+    assert "PRIVATE KEY" not in str(refused.value)
