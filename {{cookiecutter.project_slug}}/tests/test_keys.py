@@ -132,3 +132,12 @@ def test_a_private_key_that_cannot_sign_is_refused_without_showing_it(
     with pytest.raises(SigningKeyError, match=reason) as refused:
         current_key()
     assert "PRIVATE KEY" not in str(refused.value)
+
+
+def test_server_metadata_says_where_tokens_and_keys_are(client: TestClient) -> None:
+    metadata = client.get("/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == settings.jwt_issuer
+    assert metadata["token_endpoint"] == "http://testserver/token"
+    assert metadata["jwks_uri"] == "http://testserver/.well-known/jwks.json"
+    assert metadata["grant_types_supported"] == ["password", "refresh_token"]
+    assert client.get(metadata["jwks_uri"]).status_code == 200

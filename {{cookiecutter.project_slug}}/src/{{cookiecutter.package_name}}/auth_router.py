@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(auth_schemas="JsonWebKeySet, LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, JsonWebKeySet, LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -57,17 +57,34 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-#: How long verifiers may keep the published keys before asking again (they ask at
-#: once when a token names a key they do not know).
-JWKS_MAX_AGE = 300
+#: How long verifiers may keep the published keys and metadata before asking again
+#: (they ask at once when a token names a key they do not know).
+PUBLISHED_MAX_AGE = 300
 
 
 @router.get("/.well-known/jwks.json", name="jwks")
 def jwks(response: Response) -> JsonWebKeySet:
     """The public keys that verify this service's access tokens (RFC 7517), each
     named by the ``kid`` tokens carry. Empty with HMAC: its key is never published."""
-    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
     return JsonWebKeySet(keys=public_keys())
+
+
+@router.get("/.well-known/oauth-authorization-server", name="server_metadata")
+def server_metadata(
+    request: Request, response: Response
+) -> AuthorizationServerMetadata:
+    """What clients and other services need to know about this server (RFC 8414):
+    its issuer, where to get tokens and where its public keys are."""
+    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
+    return AuthorizationServerMetadata(
+        issuer=settings.jwt_issuer,
+        token_endpoint=str(request.url_for("token")),
+        jwks_uri=str(request.url_for("jwks")),
+        grant_types_supported=["password", "refresh_token"],
+        token_endpoint_auth_methods_supported=["none"],
+        response_types_supported=[],
+    )
 
 
 @router.get("/protected", responses=UNAUTHENTICATED)

@@ -80,5 +80,18 @@ class JsonWebKeySet(BaseModel):
     keys: list[dict[str, str]]
 
 
+class AuthorizationServerMetadata(BaseModel):
+    """RFC 8414 metadata. No authorization endpoint (users log in with a password
+    at the token endpoint), hence no response types; clients are public (no client
+    authentication)."""
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    response_types_supported: list[str]
+
+
 class Message(BaseModel):
     message: str
