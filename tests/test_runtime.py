@@ -141,3 +141,67 @@ def test_logs_in_with_passwords_hashed_at_production_cost(serve: Callable[..., s
     assert (status, me["username"]) == (200, "carol")
     near_miss = {"username": "carol", "password": password[:-1] + "!"}
     assert http("POST", f"{server}/login", json_body=near_miss)[0] == 401
+
+
+#: A private key for ES256 (every JWT library signs it), made in the variant's own
+#: environment with `cryptography`, printed as PEM.
+NEW_ES256_KEY = """
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+key = ec.generate_private_key(ec.SECP256R1())
+print(key.private_bytes(
+    serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8,
+    serialization.NoEncryption(),
+).decode())
+"""
+
+#: The README's other service, asked who a token belongs to: the token as given,
+#: then with its signature changed.
+ASK_WHOAMI = """
+import sys
+
+from fastapi.testclient import TestClient
+
+import whoami
+
+token, user_id = sys.argv[1:]
+client = TestClient(whoami.app)
+mine = client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+assert (mine.status_code, mine.json()) == (200, {"user_id": user_id}), mine.text
+forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+other = client.get("/whoami", headers={"Authorization": f"Bearer {forged}"})
+assert other.status_code == 401, other.text
+"""
+
+
+@pytest.mark.parametrize("variant", variant_params(pairwise=True))
+def test_another_service_verifies_tokens_with_the_published_key_as_the_readme_shows(
+    baked: Baked, env: Environment, serve: Callable[..., str], tmp_path: Path
+) -> None:
+    """The README's "Verifying tokens in another service", run as written (its
+    AUTH_URL pointed at the running service), against a service signing with ES256."""
+    pem = run([env.bin("python"), "-c", NEW_ES256_KEY]).stdout
+    base = serve("verify", cheap_hashing=True, ALGORITHM="ES256", PRIVATE_KEY=pem)
+    credentials = {"username": "alice", "password": "correct horse battery staple"}
+    status, user = http("POST", f"{base}/register", json_body=credentials)
+    assert status == 201, user
+    status, tokens = http("POST", f"{base}/login", json_body=credentials)
+    assert status == 200, tokens
+
+    readme = (baked.path / "README.md").read_text()
+    section = readme[readme.index("## Verifying tokens in another service") :]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example, "the section shows its code"
+    code, replaced = re.subn(r'^AUTH_URL = ".*?"', f'AUTH_URL = "{base}"', example[1], flags=re.M)
+    assert replaced == 1
+    (tmp_path / "whoami.py").write_text(code)
+    config = ["--config", baked.path / "pyproject.toml", "--no-cache"]
+    run([env.bin("ruff"), "check", *config, tmp_path / "whoami.py"])  # the project's style
+    run([env.bin("ruff"), "format", "--check", *config, tmp_path / "whoami.py"])
+    run(
+        [env.bin("python"), "-c", ASK_WHOAMI, tokens["access_token"], str(user["id"])],
+        cwd=tmp_path,
+        env=clean_env(baked, PYTHONPATH=str(tmp_path)),
+    )
