@@ -11,11 +11,16 @@ they are about the API. Each hashing choice also logs in at its production cost.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import jwt
 import pytest
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import KeySet
 
 from .support import (
     Baked,
@@ -176,12 +181,30 @@ assert other.status_code == 401, other.text
 """
 
 
+def verify_with_another_library(library: str, token: str, jwks: dict, expected: str) -> dict:
+    """The token's claims, checked by a JWT library the variant did not choose
+    (PyJWT, or joserfc for PyJWT variants) with the published keys alone."""
+    segment = token.split(".")[0]
+    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    (key,) = [key for key in jwks["keys"] if key["kid"] == header["kid"]]
+    if library != "pyjwt":
+        return jwt.decode(
+            token, jwt.PyJWK(key), algorithms=[key["alg"]], audience=expected, issuer=expected
+        )
+    decoded = joserfc_jwt.decode(token, KeySet.import_key_set({"keys": [key]}), [key["alg"]])
+    checks = {"iss": {"essential": True, "value": expected}, "aud": {"value": expected}}
+    joserfc_jwt.JWTClaimsRegistry(**checks).validate(decoded.claims)
+    return decoded.claims
+
+
 @pytest.mark.parametrize("variant", variant_params(pairwise=True))
 def test_another_service_verifies_tokens_with_the_published_key_as_the_readme_shows(
     baked: Baked, env: Environment, serve: Callable[..., str], tmp_path: Path
 ) -> None:
     """The README's "Verifying tokens in another service", run as written (its
-    AUTH_URL pointed at the running service), against a service signing with ES256."""
+    AUTH_URL pointed at the running service), against a service signing with ES256;
+    and another JWT library than the variant's accepts the same token from the
+    published keys alone."""
     pem = run([env.bin("python"), "-c", NEW_ES256_KEY]).stdout
     base = serve("verify", cheap_hashing=True, ALGORITHM="ES256", PRIVATE_KEY=pem)
     credentials = {"username": "alice", "password": "correct horse battery staple"}
@@ -200,6 +223,12 @@ def test_another_service_verifies_tokens_with_the_published_key_as_the_readme_sh
     config = ["--config", baked.path / "pyproject.toml", "--no-cache"]
     run([env.bin("ruff"), "check", *config, tmp_path / "whoami.py"])  # the project's style
     run([env.bin("ruff"), "format", "--check", *config, tmp_path / "whoami.py"])
+    status, jwks = http("GET", f"{base}/.well-known/jwks.json")
+    assert status == 200
+    claims = verify_with_another_library(
+        baked.answers["jwt_library"], tokens["access_token"], jwks, baked.context["project_slug"]
+    )
+    assert claims["sub"] == str(user["id"])
     run(
         [env.bin("python"), "-c", ASK_WHOAMI, tokens["access_token"], str(user["id"])],
         cwd=tmp_path,
