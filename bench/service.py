@@ -13,9 +13,10 @@ service on a sqlite file or a throwaway PostgreSQL. It seeds users straight into
 database (one password hash shared by all, so 100,000 users take seconds) and drives
 load with wrk (installed with apt-get when missing).
 Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
-Last, the write routes PATCH /users/me and POST /token/refresh (one connection
+Then the write routes PATCH /users/me and POST /token/refresh (one connection
 each) idle and then during 60 correct logins at once in a loop, with the logins'
-answers by status (503: the hashing queue was full).
+answers by status (503: the hashing queue was full). Last, /users/me and a login
+with the service signing with ES256 (a private key) instead of HMAC.
 
 A script that prints figures, not a test: these machines are shared and noisy, so
 compare ratios measured in one run, not absolute numbers across runs.
@@ -43,6 +44,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -541,9 +545,32 @@ def measure(
 
             # Last: the flood leaves up to FLOOD logins queued in the server.
             figures += writes_during_logins(base, tmp, duration)
+
+        # The same service signing with a private key: what other services verify.
+        signed = {**settings, "ALGORITHM": "ES256", "PRIVATE_KEY": new_es256_key()}
+        with uvicorn(env, f"{modules['main']}:app", project, workers, signed) as base:
+            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
+            figure = wrk(
+                base + "/users/me", duration=duration, connections=connections, headers=bearer
+            )
+            figure.name = "GET /users/me (100,000 users), ES256"
+            figures.append(figure)
+            figure = wrk(base + "/token", duration=duration, connections=1, script=str(form))
+            figure.name = "POST /token, 1 at once, ES256"
+            figures.append(figure)
     finally:
         database.stop()
     return figures
+
+
+def new_es256_key() -> str:
+    """A fresh P-256 private key in PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def writes_during_logins(base: str, tmp: Path, duration: int) -> list[Figure]:
