@@ -134,10 +134,57 @@ def test_a_private_key_that_cannot_sign_is_refused_without_showing_it(
     assert "PRIVATE KEY" not in str(refused.value)
 
 
-def test_server_metadata_says_where_tokens_and_keys_are(client: TestClient) -> None:
-    metadata = client.get("/.well-known/oauth-authorization-server").json()
+def test_server_metadata_says_where_tokens_and_keys_are(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Named from the request while JWT_ISSUER is not a URL: for this caller only.
+    answer = client.get("/.well-known/oauth-authorization-server")
+    metadata = answer.json()
     assert metadata["issuer"] == settings.jwt_issuer
     assert metadata["token_endpoint"] == "http://testserver/token"
     assert metadata["jwks_uri"] == "http://testserver/.well-known/jwks.json"
     assert metadata["grant_types_supported"] == ["password", "refresh_token"]
+    assert answer.headers["cache-control"] == "no-store"
     assert client.get(metadata["jwks_uri"]).status_code == 200
+
+    # From JWT_ISSUER when it is one, whatever Host the request names.
+    monkeypatch.setattr(settings, "jwt_issuer", "https://auth.example.com")
+    answer = client.get(
+        "/.well-known/oauth-authorization-server", headers={"Host": "evil.example"}
+    )
+    assert answer.json()["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
+    assert answer.json()["token_endpoint"] == "https://auth.example.com/token"
+    assert answer.headers["cache-control"] == "public, max-age=300"
+
+
+def test_a_private_key_may_be_given_on_one_line_or_in_a_file(
+    client: TestClient,
+    user: dict,
+    sign_with: Callable[[str, str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:
+    pem = new_private_key("ES256")
+    sign_with("ES256", pem.replace("\n", "\\n"))  # its line breaks written as \n
+    token = login(client, "alice", PASSWORD)["access_token"]
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_text(pem)
+    monkeypatch.setattr(settings, "private_key", None)
+    monkeypatch.setattr(settings, "private_key_file", key_file)
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+    der = tmp_path / "signing-key.der"
+    der.write_bytes(b"0\x82\x04\xbf\x02\x01\x00")
+    monkeypatch.setattr(settings, "private_key_file", der)
+    with pytest.raises(SigningKeyError, match="does not hold a PEM key"):
+        current_key()
+
+
+def test_the_signing_key_never_shows_its_secret(
+    sign_with: Callable[[str, str], None],
+) -> None:
+    assert settings.secret_key.get_secret_value() not in repr(current_key())
+    pem = new_private_key("ES256")
+    sign_with("ES256", pem)
+    assert "PRIVATE" not in repr(current_key())

@@ -75,12 +75,21 @@ def server_metadata(
     request: Request, response: Response
 ) -> AuthorizationServerMetadata:
     """What clients and other services need to know about this server (RFC 8414):
-    its issuer, where to get tokens and where its public keys are."""
-    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
+    its issuer, where to get tokens and where its public keys are. The addresses
+    come from JWT_ISSUER when it is a URL, as RFC 8414 wants it; otherwise from this
+    request (then the answer is for this caller only: its Host header could be
+    anyone's, so no cache may keep it)."""
+    issuer = settings.jwt_issuer.rstrip("/")
+    if issuer.startswith(("https://", "http://")):
+        token_endpoint, jwks_uri = f"{issuer}/token", f"{issuer}/.well-known/jwks.json"
+        response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
+    else:
+        token_endpoint = str(request.url_for("token"))
+        jwks_uri = str(request.url_for("jwks"))
     return AuthorizationServerMetadata(
         issuer=settings.jwt_issuer,
-        token_endpoint=str(request.url_for("token")),
-        jwks_uri=str(request.url_for("jwks")),
+        token_endpoint=token_endpoint,
+        jwks_uri=jwks_uri,
         grant_types_supported=["password", "refresh_token"],
         token_endpoint_auth_methods_supported=["none"],
         response_types_supported=[],

@@ -14,10 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
-#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2); with a
-#: private key, SECRET_KEY still protects what the service keeps.
+#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2).
 MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
-DEFAULT_MIN_SECRET_LENGTH = 32
 #: A secret's estimated entropy (its length times the Shannon entropy of its
 #: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
 MIN_SECRET_BITS = 100
@@ -141,9 +139,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def require_strong_secret(self) -> "Settings":
         """Refuse a missing, short, placeholder or low-entropy SECRET_KEY in
-        production."""
+        production, where it signs tokens (a private key signs them otherwise)."""
+        if self.algorithm not in MIN_SECRET_LENGTH:
+            return self
         secret = self.secret_key.get_secret_value()
-        minimum = MIN_SECRET_LENGTH.get(self.algorithm, DEFAULT_MIN_SECRET_LENGTH)
+        minimum = MIN_SECRET_LENGTH[self.algorithm]
         weak = (
             len(secret) < minimum
             or secret.lower() in PLACEHOLDER_SECRETS

@@ -85,9 +85,10 @@ async def _http_error(request: Request, error: HTTPException) -> Response:
                 for route in routes
             )
         ]
-        error = HTTPException(
-            error.status_code, error.detail, {"Allow": ", ".join(allowed)}
-        )
+        if allowed:  # else not one of the routes (a static file's mount, say)
+            error = HTTPException(
+                error.status_code, error.detail, {"Allow": ", ".join(allowed)}
+            )
     return await http_exception_handler(request, error)
 
 

@@ -12,11 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec{% if cookiecutter.jwt_library != "python-jose" %}, ed25519{% endif %}, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -44,16 +45,15 @@ class SigningKey:
     ``kid`` they carry; ``jwk`` is the published public key (none for HMAC)."""
 
     kid: str
-    private: Any
-    public: Any
+    private: Any = field(repr=False)
+    public: Any = field(repr=False)
     jwk: dict[str, str] | None
 
 
 def current_key() -> SigningKey:
     """The signing key the settings describe (read once per distinct setting)."""
-    secret = settings.secret_key.get_secret_value()
     if settings.algorithm.startswith("HS"):
-        return _hmac_key(secret)
+        return _hmac_key(settings.secret_key.get_secret_value(), settings.algorithm)
     return _asymmetric_key(settings.algorithm, _private_pem())
 
 
@@ -64,16 +64,20 @@ def public_keys() -> list[dict[str, str]]:
 
 
 @lru_cache(maxsize=4)
-def _hmac_key(secret: str) -> SigningKey:
+def _hmac_key(secret: str, algorithm: str) -> SigningKey:
     # A one-way digest names the key without telling anything about it.
-    digest = hmac.new(secret.encode(), b"access token key id", hashlib.sha256).digest()
+    name = f"access token key id, {algorithm}".encode()
+    digest = hmac.new(secret.encode(), name, hashlib.sha256).digest()
     kid = base64.urlsafe_b64encode(digest[:12]).decode()
     return SigningKey(kid=kid, private=secret, public=secret, jwk=None)
 
 
 def _private_pem() -> str:
     if settings.private_key is not None:
-        return settings.private_key.get_secret_value()
+        pem = settings.private_key.get_secret_value()
+        # A PEM kept on one line, its line breaks written as \n (as some secret
+        # stores and orchestrators keep it).
+        return pem if "\n" in pem else pem.replace("\\n", "\n")
     if settings.private_key_file is not None:
         return _read(settings.private_key_file)
     raise SigningKeyError(
@@ -85,17 +89,19 @@ def _private_pem() -> str:
 @lru_cache(maxsize=4)
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="ascii")
     except OSError as error:
         message = f"PRIVATE_KEY_FILE cannot be read: {error.strerror}"
         raise SigningKeyError(message) from None
+    except UnicodeDecodeError:
+        raise SigningKeyError("PRIVATE_KEY_FILE does not hold a PEM key") from None
 
 
 @lru_cache(maxsize=4)
 def _asymmetric_key(algorithm: str, pem: str) -> SigningKey:
     try:
         private = load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         message = "the private key is not an unencrypted PEM private key"
         raise SigningKeyError(message) from None
     if not isinstance(private, KEY_TYPES[algorithm]):
@@ -122,19 +128,17 @@ def _public_jwk(public: Any) -> dict[str, str]:
     if isinstance(public, rsa.RSAPublicKey):
         numbers = public.public_numbers()
         return {"kty": "RSA", "n": _b64_int(numbers.n), "e": _b64_int(numbers.e)}
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        numbers = public.public_numbers()
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": _b64(numbers.x.to_bytes(32, "big")),
-            "y": _b64(numbers.y.to_bytes(32, "big")),
-        }
 {%- if cookiecutter.jwt_library != "python-jose" %}
     if isinstance(public, ed25519.Ed25519PublicKey):
         return {"kty": "OKP", "crv": "Ed25519", "x": _b64(public.public_bytes_raw())}
 {%- endif %}
-    raise SigningKeyError(f"no JWK form for {type(public).__name__}")
+    numbers = public.public_numbers()  # a P-256 key: the only kind left
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64(numbers.x.to_bytes(32, "big")),
+        "y": _b64(numbers.y.to_bytes(32, "big")),
+    }
 
 
 def _thumbprint(jwk: dict[str, str]) -> str:

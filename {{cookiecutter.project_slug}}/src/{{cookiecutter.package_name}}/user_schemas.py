@@ -44,8 +44,9 @@ def _deliverable_address(address: str) -> str:
         return validate_email(
             address, check_deliverability=False, test_environment=True
         ).normalized
-    except EmailNotValidError as error:
-        raise ValueError(f"not a valid email address: {error}") from None
+    except EmailNotValidError:
+        # The library's reasons quote parts of the address: none is repeated.
+        raise ValueError("not a valid email address") from None
 
 
 #: An email address (``.test`` addresses included, for testing); addresses at the
