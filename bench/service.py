@@ -491,12 +491,7 @@ def measure(
         )
         database.add_users(1, 100, hashed)
         with uvicorn(env, f"{modules['main']}:app", project, workers, settings) as base:
-            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
-            figure = wrk(
-                base + "/users/me", duration=duration, connections=connections, headers=bearer
-            )
-            figure.name = "GET /users/me (100 users)"
-            figures.append(figure)
+            figures.append(users_me(base, "GET /users/me (100 users)", args))
 
             idle = wrk(base + "/health", duration=duration, connections=1)
             idle.name = "GET /health, idle (1 connection)"
@@ -536,12 +531,7 @@ def measure(
 
             database.add_users(101, 100_000, hashed)
             # A new login: the ones above may have ended the first (a cap per user).
-            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
-            figure = wrk(
-                base + "/users/me", duration=duration, connections=connections, headers=bearer
-            )
-            figure.name = "GET /users/me (100,000 users)"
-            figures.append(figure)
+            figures.append(users_me(base, "GET /users/me (100,000 users)", args))
 
             # Last: the flood leaves up to FLOOD logins queued in the server.
             figures += writes_during_logins(base, tmp, duration)
@@ -549,18 +539,26 @@ def measure(
         # The same service signing with a private key: what other services verify.
         signed = {**settings, "ALGORITHM": "ES256", "PRIVATE_KEY": new_es256_key()}
         with uvicorn(env, f"{modules['main']}:app", project, workers, signed) as base:
-            bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
-            figure = wrk(
-                base + "/users/me", duration=duration, connections=connections, headers=bearer
-            )
-            figure.name = "GET /users/me (100,000 users), ES256"
-            figures.append(figure)
+            figures.append(users_me(base, "GET /users/me (100,000 users), ES256", args))
             figure = wrk(base + "/token", duration=duration, connections=1, script=str(form))
             figure.name = "POST /token, 1 at once, ES256"
             figures.append(figure)
     finally:
         database.stop()
     return figures
+
+
+def users_me(base: str, name: str, args: argparse.Namespace) -> Figure:
+    """GET /users/me under load, with a new login of user1."""
+    bearer = {"Authorization": f"Bearer {token_for(base, 'user1')}"}
+    figure = wrk(
+        base + "/users/me",
+        duration=args.duration,
+        connections=args.connections,
+        headers=bearer,
+    )
+    figure.name = name
+    return figure
 
 
 def new_es256_key() -> str:

@@ -83,17 +83,27 @@ def test_with_hmac_nothing_is_published(client: TestClient) -> None:
     assert response.headers["cache-control"] == "public, max-age=300"
 
 
+@pytest.fixture
+def token_signed_with(
+    client: TestClient, user: dict, sign_with: Callable[[str, str], None]
+) -> Callable[[str], str]:
+    """Make the service sign with a new private key for ``algorithm``: an access
+    token of alice's, which opens /users/me."""
+
+    def log_in(algorithm: str) -> str:
+        sign_with(algorithm, new_private_key(algorithm))
+        token = login(client, "alice", PASSWORD)["access_token"]
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+        return token
+
+    return log_in
+
+
 @pytest.mark.parametrize("algorithm", ASYMMETRIC)
 def test_tokens_verify_with_the_published_public_key_alone(
-    client: TestClient,
-    user: dict,
-    sign_with: Callable[[str, str], None],
-    algorithm: str,
+    client: TestClient, token_signed_with: Callable[[str], str], algorithm: str
 ) -> None:
-    sign_with(algorithm, new_private_key(algorithm))
-    token = login(client, "alice", PASSWORD)["access_token"]
-    assert client.get("/users/me", headers=bearer(token)).status_code == 200
-
+    token = token_signed_with(algorithm)
     (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
     header = json.loads(unb64(token.split(".")[0]))
     assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
@@ -105,13 +115,11 @@ def test_tokens_verify_with_the_published_public_key_alone(
 @pytest.mark.parametrize("algorithm", ASYMMETRIC)
 def test_a_token_of_another_private_key_is_refused(
     client: TestClient,
-    user: dict,
+    token_signed_with: Callable[[str], str],
     sign_with: Callable[[str, str], None],
     algorithm: str,
 ) -> None:
-    sign_with(algorithm, new_private_key(algorithm))
-    token = login(client, "alice", PASSWORD)["access_token"]
-    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+    token = token_signed_with(algorithm)
     sign_with(algorithm, new_private_key(algorithm))  # the key was replaced
     assert client.get("/users/me", headers=bearer(token)).status_code == 401
 
