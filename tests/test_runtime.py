@@ -197,7 +197,9 @@ def verify_with_another_library(library: str, token: str, jwks: dict, expected: 
     return decoded.claims
 
 
-@pytest.mark.parametrize("variant", variant_params(pairwise=True))
+#: One variant per JWT library: the README's example and the signing code differ
+#: by library only (the database plays no part in checking a token).
+@pytest.mark.parametrize("variant", variant_params(one_per="jwt_library"))
 def test_another_service_verifies_tokens_with_the_published_key_as_the_readme_shows(
     baked: Baked, env: Environment, serve: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ JWT library); HMAC publishes nothing."""
 import base64
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import get_args
 
 import pytest
@@ -22,8 +23,10 @@ from .conftest import PASSWORD, bearer, login
 ASYMMETRIC = [name for name in get_args(Algorithm) if not name.startswith("HS")]
 
 
-def new_private_key(algorithm: str, rsa_bits: int = 2048) -> str:
-    """A fresh private key for ``algorithm``, in PEM."""
+@cache
+def new_private_key(algorithm: str, number: int = 1, rsa_bits: int = 2048) -> str:
+    """A private key for ``algorithm``, in PEM: the same for the same ``number``
+    (made once: RSA keys take a while)."""
     if algorithm == "RS256":
         key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     elif algorithm == "ES256":
@@ -120,22 +123,29 @@ def test_a_token_of_another_private_key_is_refused(
     algorithm: str,
 ) -> None:
     token = token_signed_with(algorithm)
-    sign_with(algorithm, new_private_key(algorithm))  # the key was replaced
+    sign_with(algorithm, new_private_key(algorithm, number=2))  # another key
     assert client.get("/users/me", headers=bearer(token)).status_code == 401
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "pem", "reason"),
+    ("algorithm", "key_algorithm", "rsa_bits", "reason"),
     [
-        ("RS256", new_private_key("ES256"), "not a key for RS256"),
-        ("ES256", new_private_key("RS256"), "not a key for ES256"),
-        ("RS256", new_private_key("RS256", rsa_bits=1024), "at least 2048 bits"),
-        ("ES256", "-----BEGIN PRIVATE KEY-----\nnot a key", "not an unencrypted PEM"),
+        ("RS256", "ES256", 2048, "not a key for RS256"),
+        ("ES256", "RS256", 2048, "not a key for ES256"),
+        ("RS256", "RS256", 1024, "at least 2048 bits"),
+        ("ES256", None, 0, "not an unencrypted PEM"),
     ],
 )
 def test_a_private_key_that_cannot_sign_is_refused_without_showing_it(
-    sign_with: Callable[[str, str], None], algorithm: str, pem: str, reason: str
+    sign_with: Callable[[str, str], None],
+    algorithm: str,
+    key_algorithm: str | None,
+    rsa_bits: int,
+    reason: str,
 ) -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nnot a key"
+    if key_algorithm:
+        pem = new_private_key(key_algorithm, rsa_bits=rsa_bits)
     sign_with(algorithm, pem)
     with pytest.raises(SigningKeyError, match=reason) as refused:
         current_key()
