@@ -115,15 +115,14 @@ def test_tokens_verify_with_the_published_public_key_alone(
     verify_with_jwk(token, jwk)
 
 
-@pytest.mark.parametrize("algorithm", ASYMMETRIC)
 def test_a_token_of_another_private_key_is_refused(
     client: TestClient,
     token_signed_with: Callable[[str], str],
     sign_with: Callable[[str, str], None],
-    algorithm: str,
 ) -> None:
-    token = token_signed_with(algorithm)
-    sign_with(algorithm, new_private_key(algorithm, number=2))  # another key
+    """By its kid, before any signature check: the same for every algorithm."""
+    token = token_signed_with("ES256")
+    sign_with("ES256", new_private_key("ES256", number=2))  # another key
     assert client.get("/users/me", headers=bearer(token)).status_code == 401
 
 
