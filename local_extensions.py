@@ -163,17 +163,24 @@ def option_module(role: str, choice: str) -> str:
     return f"{role}_{choice.replace('-', '_')}"
 
 
+def module_file(package: str, structure: str, role: str) -> str:
+    """The file of ``role`` in ``structure``, relative to the generated project:
+    ``src/pkg/users/models.py``."""
+    return f"src/{package}/{LAYOUTS[structure][role].replace('.', '/')}.py"
+
+
 def layout_moves(package: str, answers: dict[str, str]) -> dict[str, str]:
     """Where the post-generation hook moves each role file: {from: to}, relative to
     the project root; roles already in place are left out."""
-    root = f"src/{package}"
     moves = {}
-    for role, dotted in LAYOUTS[answers["structure"]].items():
+    for role in LAYOUTS[answers["structure"]]:
+        written = role
         if role in OPTION_ROLES:
-            role = option_module(role, answers[OPTION_ROLES[role]])
-        target = dotted.replace(".", "/")
-        if target != role:
-            moves[f"{root}/{role}.py"] = f"{root}/{target}.py"
+            written = option_module(role, answers[OPTION_ROLES[role]])
+        source = f"src/{package}/{written}.py"
+        target = module_file(package, answers["structure"], role)
+        if target != source:
+            moves[source] = target
     return moves
 
 
@@ -206,10 +213,8 @@ def _imports(context: Context, **names: str) -> str:
 
 @pass_context
 def _where(context: Context, role: str) -> str:
-    """The file of ``role`` in the generated project: ``src/pkg/users/models.py``."""
     answers = _answers(context)
-    path = LAYOUTS[answers["structure"]][role].replace(".", "/")
-    return f"src/{answers['package_name']}/{path}.py"
+    return module_file(answers["package_name"], answers["structure"], role)
 
 
 @pass_context

@@ -23,7 +23,6 @@ from .support import (
     PostgresServer,
     clean_env,
     declared_dependencies,
-    extension,
     find_postgres_bin,
     free_port,
     variant_id,
@@ -144,9 +143,8 @@ def serve(
         port = free_port()
         command: list[str | Path] = [env.bin("python"), "-m", baked.package, "serve"]
         if cheap_hashing:
-            passwords = extension.LAYOUTS[baked.answers["structure"]]["passwords"]
             script = CHEAP_HASHING_SERVE.format(
-                passwords=f"{baked.package}.{passwords}", package=baked.package
+                passwords=baked.module("passwords"), package=baked.package
             )
             command = [env.bin("python"), "-c", script]
         command += ["--port", str(port)]

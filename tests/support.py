@@ -195,6 +195,14 @@ class Baked:
     def package_dir(self) -> Path:
         return self.path / "src" / self.package
 
+    def module(self, role: str) -> str:
+        """The dotted import path of ``role`` in this project's structure."""
+        return extension.module_path(self.package, self.answers["structure"], role)
+
+    def module_file(self, role: str) -> str:
+        """The file of ``role``, relative to the project: ``src/pkg/users/models.py``."""
+        return extension.module_file(self.package, self.answers["structure"], role)
+
 
 class Bakery:
     """Bakes each set of answers once per test session (per xdist worker)."""

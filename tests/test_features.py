@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Baked, Environment, clean_env, extension, run, variant_params
+from .support import Baked, Environment, clean_env, run, variant_params
 
 SECTION = "## Adding a model and a route"
 
@@ -97,8 +97,9 @@ def test_a_feature_added_as_the_readme_says_is_migrated_and_served(
     assert re.search(r"op\.create_table\(\s*\"items\"", new.read_text()), new.read_text()
     run([env.bin("ruff"), "check", "."], cwd=project)
     run([env.bin("ruff"), "format", "--check", "."], cwd=project)
-    passwords = f"{baked.package}.{extension.LAYOUTS[baked.answers['structure']]['passwords']}"
-    script = AS_A_USER.format(package=baked.package, passwords=passwords, then=LIST_ITEMS)
+    script = AS_A_USER.format(
+        package=baked.package, passwords=baked.module("passwords"), then=LIST_ITEMS
+    )
     run([env.bin("python"), "-c", script], cwd=project, env=environment)
 
 
@@ -110,8 +111,7 @@ def test_a_field_that_is_not_a_column_can_be_added_to_userpublic(
     route that shows a user, /users/me (the snapshot) included."""
     project = tmp_path / baked.path.name
     shutil.copytree(baked.path, project, ignore=shutil.ignore_patterns("__pycache__"))
-    layout = extension.LAYOUTS[baked.answers["structure"]]
-    schemas = project / "src" / baked.package / f"{layout['user_schemas'].replace('.', '/')}.py"
+    schemas = project / baked.module_file("user_schemas")
     source = schemas.read_text()
     anchor = "    created_at: datetime\n"
     assert source.count(anchor) == 1
@@ -122,7 +122,8 @@ def test_a_field_that_is_not_a_column_can_be_added_to_userpublic(
         DATABASE_URL=f"sqlite:///{tmp_path / 'service.db'}",
         ENVIRONMENT="test",
     )
-    passwords = f"{baked.package}.{layout['passwords']}"
-    script = AS_A_USER.format(package=baked.package, passwords=passwords, then=SHOW_ME)
+    script = AS_A_USER.format(
+        package=baked.package, passwords=baked.module("passwords"), then=SHOW_ME
+    )
     shown = run([env.bin("python"), "-c", script], cwd=project, env=environment).stdout
     assert "'plan': 'free'" in shown

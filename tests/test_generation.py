@@ -83,10 +83,9 @@ def test_users_never_import_auth(baked: Baked) -> None:
     """Dependencies run one way: auth uses users; the users feature below its router
     (which may use auth's request dependencies, as any feature's router would) never
     imports auth, so each structure keeps the features separable."""
-    layout = extension.LAYOUTS[baked.answers["structure"]]
-    auth_modules = {f"{baked.package}.{layout[role]}" for role in AUTH}
+    auth_modules = {baked.module(role) for role in AUTH}
     for role in USERS_CORE:
-        path = baked.package_dir / f"{layout[role].replace('.', '/')}.py"
+        path = baked.path / baked.module_file(role)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 imported = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
@@ -94,18 +93,17 @@ def test_users_never_import_auth(baked: Baked) -> None:
 
 
 def test_each_feature_owns_its_tables(baked: Baked) -> None:
-    layout = extension.LAYOUTS[baked.answers["structure"]]
     tables = {
         "user_models": {"User"},
         "auth_models": {"AuthSession", "RefreshToken", "LoginThrottle"},
     }
     for role, classes in tables.items():
-        source = (baked.package_dir / f"{layout[role].replace('.', '/')}.py").read_text()
+        source = (baked.path / baked.module_file(role)).read_text()
         defined = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
         assert defined == classes, role
     if baked.answers["structure"] == "domain":
-        assert layout["user_models"] == "users.models"
-        assert layout["auth_models"] == "auth.models"
+        assert baked.module_file("user_models").endswith("/users/models.py")
+        assert baked.module_file("auth_models").endswith("/auth/models.py")
 
 
 def test_readme_shows_where_each_module_is(baked: Baked) -> None:

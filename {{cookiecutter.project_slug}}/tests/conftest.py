@@ -5,6 +5,8 @@ same tests against PostgreSQL (the database must exist and may be empty).
 The environment is set before the service is imported, hence the late imports.
 """
 
+import base64
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -109,6 +111,16 @@ def login(client: TestClient, username: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def unb64(segment: str) -> bytes:
+    """Unpadded base64url (JWT segments and JWK members), decoded."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def token_part(token: str, part: int) -> dict:
+    """A JWT's header (``part`` 0) or claims (1), read without any check."""
+    return json.loads(unb64(token.split(".")[part]))
 
 
 def me_status(client: TestClient, access_token: str) -> int:

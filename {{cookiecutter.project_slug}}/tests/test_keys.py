@@ -2,8 +2,6 @@
 published public key alone (checked here with `cryptography`, not the service's
 JWT library); HMAC publishes nothing."""
 
-import base64
-import json
 from collections.abc import Callable
 from functools import cache
 from typing import get_args
@@ -17,7 +15,7 @@ from pydantic import SecretStr
 
 {{ imports(config="Algorithm, settings", keys="SigningKeyError, current_key") }}
 
-from .conftest import PASSWORD, bearer, login
+from .conftest import PASSWORD, bearer, login, token_part, unb64
 
 #: Every algorithm that signs with a private key, as the settings allow them.
 ASYMMETRIC = [name for name in get_args(Algorithm) if not name.startswith("HS")]
@@ -49,10 +47,6 @@ def sign_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
         monkeypatch.setattr(settings, "private_key", SecretStr(pem))
 
     return use
-
-
-def unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def number(member: str) -> int:
@@ -108,7 +102,7 @@ def test_tokens_verify_with_the_published_public_key_alone(
 ) -> None:
     token = token_signed_with(algorithm)
     (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
-    header = json.loads(unb64(token.split(".")[0]))
+    header = token_part(token, 0)
     assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
     assert (jwk["kid"], jwk["alg"], jwk["use"]) == (header["kid"], algorithm, "sig")
     assert not {"d", "p", "q", "dp", "dq", "qi"} & jwk.keys()  # public members only

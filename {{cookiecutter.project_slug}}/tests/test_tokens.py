@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 {{ imports(config="settings", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token, key_id") }}
 
-from .conftest import bearer
+from .conftest import bearer, token_part
 
 DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 LOGIN_ID = "0123456789abcdef" * 2
@@ -48,8 +48,7 @@ def forge(
 
 
 def payload(token: str) -> dict:
-    segment = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return token_part(token, 1)
 
 
 @pytest.fixture
@@ -131,7 +130,7 @@ def test_tokens_are_rfc_9068_access_tokens_naming_their_key(
     claims: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = create_access_token("42", LOGIN_ID)
-    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    header = token_part(token, 0)
     assert header["typ"] == "at+jwt"
     assert header["kid"] == key_id()
     assert len(header["kid"]) == 16
@@ -164,7 +163,7 @@ def test_tokens_are_signed_and_checked_with_the_configured_algorithm(
 ) -> None:
     monkeypatch.setattr(settings, "algorithm", algorithm)
     token = create_access_token("42", LOGIN_ID)
-    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    header = token_part(token, 0)
     assert header["alg"] == algorithm
     assert decode_access_token(token).user_id == 42
     with pytest.raises(InvalidTokenError):  # a token of the default algorithm

@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 {{ imports(config="settings") }}
 
 #: The kind of private key each asymmetric algorithm signs with.
-KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "RS256": (rsa.RSAPrivateKey,),
-    "ES256": (ec.EllipticCurvePrivateKey,),
+KEY_TYPES: dict[str, type] = {
+    "RS256": rsa.RSAPrivateKey,
+    "ES256": ec.EllipticCurvePrivateKey,
 {%- if cookiecutter.jwt_library != "python-jose" %}
-    "EdDSA": (ed25519.Ed25519PrivateKey,),
+    "EdDSA": ed25519.Ed25519PrivateKey,
 {%- endif %}
 }
 #: RSA keys shorter than this are refused (RFC 7518, section 3.3).
