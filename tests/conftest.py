@@ -135,8 +135,9 @@ def serve(
     """Start ``python -m <package> serve`` as the README says, with the .env that
     generation wrote (production settings, the fresh secret) and a fresh database;
     returns its base URL; its log is ``<purpose>.log`` in the test's ``tmp_path``.
-    ``cheap_hashing=True`` lowers the hashing cost only. Every server is stopped
-    after the test."""
+    ``cheap_hashing=True`` lowers the hashing cost only; a DATABASE_URL among the
+    settings replaces the fresh database (two servers may share one). Every server
+    is stopped after the test."""
     processes: list[subprocess.Popen] = []
 
     def start(purpose: str, *, cheap_hashing: bool = False, **settings: str) -> str:
@@ -155,7 +156,7 @@ def serve(
             process = subprocess.Popen(
                 command,
                 cwd=baked.path,
-                env=clean_env(baked, DATABASE_URL=database_url(purpose), **settings),
+                env=clean_env(baked, **{"DATABASE_URL": database_url(purpose), **settings}),
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )

@@ -148,22 +148,8 @@ def test_logs_in_with_passwords_hashed_at_production_cost(serve: Callable[..., s
     assert http("POST", f"{server}/login", json_body=near_miss)[0] == 401
 
 
-#: A private key for ES256 (every JWT library signs it), made in the variant's own
-#: environment with `cryptography`, printed as PEM.
-NEW_ES256_KEY = """
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-key = ec.generate_private_key(ec.SECP256R1())
-print(key.private_bytes(
-    serialization.Encoding.PEM,
-    serialization.PrivateFormat.PKCS8,
-    serialization.NoEncryption(),
-).decode())
-"""
-
-#: The README's other service, asked who a token belongs to: the token as given,
-#: then with its signature changed.
+#: The README's other service, asked who each token belongs to: as given, then
+#: with its signature changed.
 ASK_WHOAMI = """
 import sys
 
@@ -171,22 +157,26 @@ from fastapi.testclient import TestClient
 
 import whoami
 
-token, user_id = sys.argv[1:]
+user_id, *tokens = sys.argv[1:]
 client = TestClient(whoami.app)
-mine = client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
-assert (mine.status_code, mine.json()) == (200, {"user_id": user_id}), mine.text
-forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-other = client.get("/whoami", headers={"Authorization": f"Bearer {forged}"})
-assert other.status_code == 401, other.text
+for token in tokens:
+    mine = client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert (mine.status_code, mine.json()) == (200, {"user_id": user_id}), mine.text
+    forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    other = client.get("/whoami", headers={"Authorization": f"Bearer {forged}"})
+    assert other.status_code == 401, other.text
 """
+
+
+def token_header(token: str) -> dict:
+    segment = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 def verify_with_another_library(library: str, token: str, jwks: dict, expected: str) -> dict:
     """The token's claims, checked by a JWT library the variant did not choose
     (PyJWT, or joserfc for PyJWT variants) with the published keys alone."""
-    segment = token.split(".")[0]
-    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    (key,) = [key for key in jwks["keys"] if key["kid"] == header["kid"]]
+    (key,) = [key for key in jwks["keys"] if key["kid"] == token_header(token)["kid"]]
     if library != "pyjwt":
         return jwt.decode(
             token, jwt.PyJWK(key), algorithms=[key["alg"]], audience=expected, issuer=expected
@@ -197,42 +187,64 @@ def verify_with_another_library(library: str, token: str, jwks: dict, expected: 
     return decoded.claims
 
 
-#: One variant per JWT library: the README's example and the signing code differ
-#: by library only (the database plays no part in checking a token).
-@pytest.mark.parametrize("variant", variant_params(one_per="jwt_library"))
-def test_another_service_verifies_tokens_with_the_published_key_as_the_readme_shows(
-    baked: Baked, env: Environment, serve: Callable[..., str], tmp_path: Path
+@pytest.mark.parametrize("variant", variant_params(pairwise=True))
+def test_other_services_verify_tokens_across_a_key_rotation_as_the_readme_shows(
+    baked: Baked,
+    env: Environment,
+    serve: Callable[..., str],
+    database_url: Callable[[str], str],
+    tmp_path: Path,
 ) -> None:
-    """The README's "Verifying tokens in another service", run as written (its
-    AUTH_URL pointed at the running service), against a service signing with ES256;
-    and another JWT library than the variant's accepts the same token from the
-    published keys alone."""
-    pem = run([env.bin("python"), "-c", NEW_ES256_KEY]).stdout
-    base = serve("verify", cheap_hashing=True, ALGORITHM="ES256", PRIVATE_KEY=pem)
+    """Two service processes on one database, signing with ES256 keys the service
+    made itself. The README's "Verifying tokens in another service", run as written
+    (its AUTH_URL pointed at the service), and another JWT library than the
+    variant's, with the published keys alone, accept tokens from either process;
+    after `rotate-keys` both processes sign with the new key at once, and tokens of
+    the old key and of the new one verify everywhere."""
+    shared = {"ALGORITHM": "ES256", "DATABASE_URL": database_url("keys")}
+    first = serve("keys-first", cheap_hashing=True, **shared)
+    second = serve("keys-second", cheap_hashing=True, **shared)
     credentials = {"username": "alice", "password": "correct horse battery staple"}
-    status, user = http("POST", f"{base}/register", json_body=credentials)
+    status, user = http("POST", f"{first}/register", json_body=credentials)
     assert status == 201, user
-    status, tokens = http("POST", f"{base}/login", json_body=credentials)
-    assert status == 200, tokens
+
+    def log_in(server: str) -> tuple[str, str]:
+        status, tokens = http("POST", f"{server}/login", json_body=credentials)
+        assert status == 200, tokens
+        return tokens["access_token"], token_header(tokens["access_token"])["kid"]
+
+    old, old_kid = log_in(first)
+    assert log_in(second)[1] == old_kid  # one key between them
+    run(
+        [env.bin("python"), "-m", baked.package, "rotate-keys"],
+        cwd=baked.path,
+        env=clean_env(baked, **shared),
+    )
+    (new, new_kid), (other, other_kid) = log_in(first), log_in(second)
+    assert old_kid != new_kid == other_kid  # both sign with the new key, no restart
+    assert http("GET", f"{first}/users/me", token=other)[0] == 200
+    assert http("GET", f"{second}/users/me", token=old)[0] == 200
+
+    status, jwks = http("GET", f"{second}/.well-known/jwks.json")
+    assert status == 200
+    assert [key["kid"] for key in jwks["keys"]] == [new_kid, old_kid]
+    expected = baked.context["project_slug"]
+    for token in (old, new, other):
+        claims = verify_with_another_library(baked.answers["jwt_library"], token, jwks, expected)
+        assert claims["sub"] == str(user["id"])
 
     readme = (baked.path / "README.md").read_text()
     section = readme[readme.index("## Verifying tokens in another service") :]
     example = re.search(r"```python\n(.*?)```", section, re.S)
     assert example, "the section shows its code"
-    code, replaced = re.subn(r'^AUTH_URL = ".*?"', f'AUTH_URL = "{base}"', example[1], flags=re.M)
+    code, replaced = re.subn(r'^AUTH_URL = ".*?"', f'AUTH_URL = "{first}"', example[1], flags=re.M)
     assert replaced == 1
     (tmp_path / "whoami.py").write_text(code)
     config = ["--config", baked.path / "pyproject.toml", "--no-cache"]
     run([env.bin("ruff"), "check", *config, tmp_path / "whoami.py"])  # the project's style
     run([env.bin("ruff"), "format", "--check", *config, tmp_path / "whoami.py"])
-    status, jwks = http("GET", f"{base}/.well-known/jwks.json")
-    assert status == 200
-    claims = verify_with_another_library(
-        baked.answers["jwt_library"], tokens["access_token"], jwks, baked.context["project_slug"]
-    )
-    assert claims["sub"] == str(user["id"])
     run(
-        [env.bin("python"), "-c", ASK_WHOAMI, tokens["access_token"], str(user["id"])],
+        [env.bin("python"), "-c", ASK_WHOAMI, str(user["id"]), old, new],
         cwd=tmp_path,
         env=clean_env(baked, PYTHONPATH=str(tmp_path)),
     )

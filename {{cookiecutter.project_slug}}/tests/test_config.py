@@ -66,9 +66,15 @@ def test_algorithm_outside_the_allow_list_is_refused(algorithm: str) -> None:
         make(environment="test", algorithm=algorithm)
 
 
+def test_production_wants_a_strong_secret_where_it_encrypts_the_stored_keys() -> None:
+    with pytest.raises(ValidationError, match="32 characters for ES256"):
+        make(environment="production", algorithm="ES256", secret_key="short")
+    assert make(environment="production", algorithm="ES256", secret_key=STRONG)
+    # With PRIVATE_KEY the service stores no key: SECRET_KEY has no use.
+    assert make(environment="production", algorithm="ES256", private_key="x")
+
+
 def test_a_private_key_goes_with_an_algorithm_that_signs_with_one() -> None:
-    with pytest.raises(ValidationError, match="set PRIVATE_KEY"):
-        make(environment="test", algorithm="ES256")
     with pytest.raises(ValidationError, match="not HS256"):
         make(environment="test", private_key="-----BEGIN PRIVATE KEY-----")
     with pytest.raises(ValidationError, match="not both"):

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-{{ imports(config="settings", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token, key_id") }}
+{{ imports(config="settings", keys="configured_key", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token") }}
 
 from .conftest import bearer, token_part
 
@@ -35,7 +35,8 @@ def forge(
     header: dict | None = None,
     without: tuple[str, ...] = (),
 ) -> str:
-    head = {"alg": alg, "typ": "at+jwt", "kid": key_id(), **(header or {})}
+    kid = configured_key().kid
+    head = {"alg": alg, "typ": "at+jwt", "kid": kid, **(header or {})}
     head = {field: value for field, value in head.items() if field not in without}
     signing_input = (
         f"{b64(json.dumps(head).encode())}.{b64(json.dumps(claims).encode())}"
@@ -45,6 +46,11 @@ def forge(
     secret = (key or settings.secret_key.get_secret_value()).encode()
     signature = hmac.new(secret, signing_input.encode(), DIGESTS[alg]).digest()
     return f"{signing_input}.{b64(signature)}"
+
+
+def new_token(expires_delta: timedelta | None = None) -> str:
+    """An access token of user 42, signed as the service signs them."""
+    return create_access_token(configured_key(), "42", LOGIN_ID, expires_delta)
 
 
 def payload(token: str) -> dict:
@@ -116,33 +122,33 @@ def test_bad_token_is_401(client: TestClient, claims: dict, kind: str) -> None:
 
 
 def test_created_token_carries_every_claim() -> None:
-    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(minutes=5))
+    token = new_token(timedelta(minutes=5))
     claims = payload(token)
     assert decode_access_token(token) == AccessToken(42, LOGIN_ID, claims["exp"])
     assert claims["exp"] - claims["iat"] == 300
     assert claims["iss"] == settings.jwt_issuer
     assert claims["aud"] == settings.jwt_audience
     assert claims["type"] == "access"
-    assert claims["jti"] != payload(create_access_token("42", LOGIN_ID))["jti"]
+    assert claims["jti"] != payload(new_token())["jti"]
 
 
 def test_tokens_are_rfc_9068_access_tokens_naming_their_key(
     claims: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = create_access_token("42", LOGIN_ID)
+    token = new_token()
     header = token_part(token, 0)
     assert header["typ"] == "at+jwt"
-    assert header["kid"] == key_id()
+    assert header["kid"] == configured_key().kid
     assert len(header["kid"]) == 16
     assert header["kid"] not in settings.secret_key.get_secret_value()
     monkeypatch.setattr(settings, "secret_key", SecretStr("another-secret-" * 4))
-    assert key_id() != header["kid"]  # a new key has a new id
+    assert configured_key().kid != header["kid"]  # a new key has a new id
     with pytest.raises(InvalidTokenError, match="unknown key"):
         decode_access_token(forge(claims, header={"kid": header["kid"]}))
 
 
 def test_expired_token_is_refused_by_decode() -> None:
-    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(seconds=-1))
+    token = new_token(timedelta(seconds=-1))
     with pytest.raises(InvalidTokenError):
         decode_access_token(token)
 
@@ -150,7 +156,7 @@ def test_expired_token_is_refused_by_decode() -> None:
 def test_remembered_token_is_still_refused_once_expired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    token = create_access_token("42", LOGIN_ID, expires_delta=timedelta(minutes=1))
+    token = new_token(timedelta(minutes=1))
     expires_at = decode_access_token(token).expires_at  # checked, and remembered
     monkeypatch.setattr(time, "time", lambda: expires_at)
     with pytest.raises(InvalidTokenError, match="expired"):
@@ -162,7 +168,7 @@ def test_tokens_are_signed_and_checked_with_the_configured_algorithm(
     claims: dict, monkeypatch: pytest.MonkeyPatch, algorithm: str
 ) -> None:
     monkeypatch.setattr(settings, "algorithm", algorithm)
-    token = create_access_token("42", LOGIN_ID)
+    token = new_token()
     header = token_part(token, 0)
     assert header["alg"] == algorithm
     assert decode_access_token(token).user_id == 42

@@ -1,4 +1,4 @@
-"""Command line: ``python -m {{ cookiecutter.package_name }} serve|migrate|create-superuser|purge``."""
+"""Command line: ``python -m {{ cookiecutter.package_name }} serve|migrate|create-superuser|rotate-keys|purge``."""
 
 import argparse
 import getpass
@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
-{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", keys="SigningKeyError", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
+{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", keys="SigningKeyError, rotate_keys", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
 
 APP = "{{ cookiecutter.package_name }}.main:app"
 
@@ -91,6 +91,18 @@ def create_superuser(given: str | None) -> int:
     return 0
 
 
+def rotate() -> int:
+    """Make a new signing key, the one every worker signs with from now on."""
+    migrate()
+    key = rotate_keys()
+    lifetime = settings.access_token_expire_minutes
+    print(
+        f"new signing key {key.kid}; the keys it replaces verify the tokens they "
+        f"signed for {lifetime} more minutes"
+    )
+    return 0
+
+
 def purge_all() -> int:
     """Delete everything that expired, batch after batch."""
     total = 0
@@ -119,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         "--username", help="the new superuser's name (prompted if left out)"
     )
     commands.add_parser(
-        "purge", help="delete expired logins, used tokens and old throttle records"
+        "rotate-keys",
+        help="sign with a new key from now on, on every worker (the previous one "
+        "verifies until its tokens expire)",
+    )
+    commands.add_parser(
+        "purge",
+        help="delete expired logins, used tokens, old throttle records and retired "
+        "signing keys",
     )
     arguments = parser.parse_args(argv)
     try:
@@ -127,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(arguments.host, arguments.port, arguments.workers)
         if arguments.command == "migrate":
             return migrate_database()
+        if arguments.command == "rotate-keys":
+            return rotate()
         if arguments.command == "purge":
             return purge_all()
         return create_superuser(arguments.username)

@@ -1,9 +1,10 @@
-"""Logins, their refresh tokens, and the failed-login counters that throttle them.
-They refer to users by the table's name only: users know nothing of logins."""
+"""Logins, their refresh tokens, the failed-login counters that throttle them, and
+the keys that sign access tokens. They refer to users by the table's name only:
+users know nothing of logins."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 {{ imports(database="Base, utcnow") }}
@@ -46,3 +47,18 @@ class LoginThrottle(Base):
     failures: Mapped[int]
     window_started_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+
+
+class StoredKey(Base):
+    """A private key that signs access tokens (encrypted: see the keys module) and
+    its public half. The newest that is not retired signs; a retired key verifies
+    until no token it signed can still be valid, then it is deleted."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(Text)
+    encrypted_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None]

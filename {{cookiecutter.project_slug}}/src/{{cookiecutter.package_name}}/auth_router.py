@@ -63,11 +63,11 @@ PUBLISHED_MAX_AGE = 300
 
 
 @router.get("/.well-known/jwks.json", name="jwks")
-def jwks(response: Response) -> JsonWebKeySet:
+def jwks(session: SessionDep, response: Response) -> JsonWebKeySet:
     """The public keys that verify this service's access tokens (RFC 7517), each
     named by the ``kid`` tokens carry. Empty with HMAC: its key is never published."""
     response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
-    return JsonWebKeySet(keys=public_keys())
+    return JsonWebKeySet(keys=public_keys(session))
 
 
 @router.get("/.well-known/oauth-authorization-server", name="server_metadata")

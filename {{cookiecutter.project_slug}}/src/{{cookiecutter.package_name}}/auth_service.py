@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="AuthSession, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="AuthSession, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
@@ -231,7 +231,8 @@ def revoke_all_sessions(session: Session, user_id: int) -> None:
 def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
     """Delete at most ``batch`` rows of each kind that can no longer matter:
     expired refresh tokens, logins that are revoked or have no refresh token
-    left (with their tokens), and throttle records past their window. Safe from
+    left (with their tokens), throttle records past their window, and signing
+    keys retired longer ago than any token lives. Safe from
     several workers at once. Returns how many rows went."""
     now = now or utcnow()
     expired_tokens = (
@@ -256,6 +257,7 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
         deleted += session.execute(
             delete(AuthSession).where(AuthSession.id.in_(dead_logins))
         ).rowcount
+        deleted += forget_retired_keys(session)
     return deleted + forget_old(now, batch)
 
 
@@ -271,7 +273,9 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
     )
     session.flush()
     return Token(
-        access_token=create_access_token(str(user_id), auth_session.id),
+        access_token=create_access_token(
+            signing_key(session), str(user_id), auth_session.id
+        ),
         expires_in=settings.access_token_expire_minutes * 60,
         refresh_token=refresh_token,
         refresh_expires_in=int(lifetime.total_seconds()),

@@ -14,8 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
-#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2).
+#: A key at least as long as the algorithm's hash (RFC 7518, section 3.2); 32
+#: characters where SECRET_KEY encrypts the stored signing keys.
 MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
+MIN_ENCRYPTION_SECRET_LENGTH = 32
 #: A secret's estimated entropy (its length times the Shannon entropy of its
 #: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
 MIN_SECRET_BITS = 100
@@ -46,7 +48,8 @@ class Settings(BaseSettings):
 {%- endif %}
     secret_key: SecretStr = SecretStr("")
     #: HMAC with SECRET_KEY, or a private key whose public half other services
-    #: verify with (PRIVATE_KEY, or PRIVATE_KEY_FILE, in PEM).
+    #: verify with: PRIVATE_KEY, or PRIVATE_KEY_FILE, in PEM, or else keys the
+    #: service makes and stores, encrypted with SECRET_KEY.
     algorithm: Algorithm = "HS256"
     private_key: SecretStr | None = None
     private_key_file: Path | None = None
@@ -116,11 +119,6 @@ class Settings(BaseSettings):
         given = [self.private_key is not None, self.private_key_file is not None]
         if all(given):
             raise ValueError("set PRIVATE_KEY or PRIVATE_KEY_FILE, not both")
-        if not any(given) and not self.algorithm.startswith("HS"):
-            raise ValueError(
-                f"ALGORITHM {self.algorithm} signs with a private key: set "
-                "PRIVATE_KEY (PEM) or PRIVATE_KEY_FILE"
-            )
         if any(given) and self.algorithm.startswith("HS"):
             raise ValueError(
                 "PRIVATE_KEY and PRIVATE_KEY_FILE need an ALGORITHM that signs with "
@@ -139,11 +137,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def require_strong_secret(self) -> "Settings":
         """Refuse a missing, short, placeholder or low-entropy SECRET_KEY in
-        production, where it signs tokens (a private key signs them otherwise)."""
-        if self.algorithm not in MIN_SECRET_LENGTH:
+        production, where it signs tokens or encrypts the stored signing keys (it
+        has no use with PRIVATE_KEY)."""
+        if self.private_key is not None or self.private_key_file is not None:
             return self
         secret = self.secret_key.get_secret_value()
-        minimum = MIN_SECRET_LENGTH[self.algorithm]
+        minimum = MIN_SECRET_LENGTH.get(self.algorithm, MIN_ENCRYPTION_SECRET_LENGTH)
         weak = (
             len(secret) < minimum
             or secret.lower() in PLACEHOLDER_SECRETS

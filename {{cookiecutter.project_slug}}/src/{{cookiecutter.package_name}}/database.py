@@ -41,7 +41,8 @@ POOL_SIZE = 5
 READ_THREADS = 3
 #: Databases that live in this process: run_query runs their queries inline.
 IN_PROCESS = frozenset({"sqlite"})
-#: PostgreSQL advisory lock key held while migrating (any fixed 64-bit number).
+#: PostgreSQL advisory lock key held while migrating or making a signing key (any
+#: fixed 64-bit number).
 MIGRATION_LOCK_KEY = 7_140_522_318_309_041_265
 #: Constraint names that are stable across databases, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -150,10 +151,10 @@ def _alembic_config() -> Config:
     return config
 
 
-def _lock_for_migration(connection: Connection) -> None:
-    """Hold a database-wide lock until the migration's transaction ends, so that
-    several workers or replicas starting at once migrate one after the other: the
-    first applies the migrations, the others then find nothing to do."""
+def lock_database(connection: Connection) -> None:
+    """Hold a database-wide lock until the transaction ends, so that several
+    workers or replicas starting at once migrate (or make the first signing key)
+    one after the other: the first does it, the others then find nothing to do."""
     if connection.dialect.name == "postgresql":
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
@@ -168,7 +169,7 @@ def migrate() -> list[str]:
     Returns the migrations applied ("<revision>: <title>"), oldest first."""
     config = _alembic_config()
     with engine.begin() as connection:
-        _lock_for_migration(connection)
+        lock_database(connection)
         current = MigrationContext.configure(connection).get_current_heads()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

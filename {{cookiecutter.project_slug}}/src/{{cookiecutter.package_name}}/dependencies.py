@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-{{ imports(auth_service="find_caller", database="SessionDep, run_query", tokens="InvalidTokenError, decode_access_token", user_models="User", user_schemas="UserPublic") }}
+{{ imports(auth_service="find_caller", database="SessionDep, run_query", keys="reload_keys", tokens="AccessToken, InvalidTokenError, UnknownKeyError, decode_access_token", user_models="User", user_schemas="UserPublic") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
@@ -40,16 +40,30 @@ async def get_current_user(
     401 otherwise. A read-only snapshot, read without a session (the fast path of
     every authenticated request): routes that change the user take
     CurrentUserRecord instead."""
-    try:
-        claims = decode_access_token(token)
-    except InvalidTokenError:
-        claims = None
+    claims = await read_access_token(token)
     user = None
     if claims:
         user = await run_query(partial(find_caller, claims.user_id, claims.session_id))
     if user is None:
         raise NotAuthenticatedError
     return user
+
+
+async def read_access_token(token: str) -> AccessToken | None:
+    """What a valid access token says, or None. A token naming a key this worker
+    does not know makes it read the keys again (rate-limited): the key may have
+    been made since, by another process (rotate-keys)."""
+    try:
+        return decode_access_token(token)
+    except UnknownKeyError:
+        if not await run_query(reload_keys):
+            return None
+    except InvalidTokenError:
+        return None
+    try:
+        return decode_access_token(token)
+    except InvalidTokenError:
+        return None
 
 
 #: The caller, read-only: for routes that read who is calling.

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", passwords="HashingBusyError", throttle="ThrottledError", user_service="SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
+{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", passwords="HashingBusyError", throttle="ThrottledError", user_service="SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -26,7 +26,8 @@ DATABASE_RETRY_AFTER = 5
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Request body too large"},
     status.HTTP_503_SERVICE_UNAVAILABLE: {
-        "description": "Database unavailable, or too many logins at once"
+        "description": "Database unavailable, too many logins at once, or no key "
+        "can sign"
     },
 }
 
@@ -100,6 +101,16 @@ async def _throttled(_request: Request, error: ThrottledError) -> JSONResponse:
     )
 
 
+async def _cannot_sign(_request: Request, error: SigningKeyError) -> JSONResponse:
+    """503 while no stored key can sign (a replica with another SECRET_KEY, say):
+    the operator's to fix, so the log says why."""
+    log_event("cannot_sign", reason=str(error))
+    return JSONResponse(
+        {"detail": "Cannot issue tokens now; try again later"},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
 BEARER = {"WWW-Authenticate": "Bearer"}
 
 HANDLERS: dict[type[Exception], Handler] = {
@@ -126,6 +137,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     UsernameTakenError: _answer(
         status.HTTP_409_CONFLICT, "Username already registered"
     ),
+    SigningKeyError: _cannot_sign,
     HashingBusyError: _answer(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "Too many logins at once; try again shortly",

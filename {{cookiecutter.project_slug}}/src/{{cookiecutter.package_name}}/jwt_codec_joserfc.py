@@ -1,4 +1,4 @@
-"""Signing and verifying JWTs with joserfc: the signature, the configured algorithm
+"""Signing and verifying JWTs with joserfc: the signature, the key's algorithm
 only, issuer, audience, expiry and the presence of the claims asked for. The
 tokens module checks the rest."""
 
@@ -10,7 +10,7 @@ from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
-{{ imports(config="settings", keys="SigningKey, current_key") }}
+{{ imports(config="settings", keys="SigningKey") }}
 
 # "EdDSA" is the name verifiers know (PyJWT has no "Ed25519", RFC 9864's newer
 # name); joserfc would warn about it on every token.
@@ -27,18 +27,18 @@ KEY_CLASSES = {
 }
 
 
-def encode(header: dict[str, str], claims: dict[str, Any]) -> str:
+def encode(key: SigningKey, header: dict[str, str], claims: dict[str, Any]) -> str:
     # Named explicitly: joserfc allows only its recommended algorithms (HS256 of
     # these three) unless told which.
-    header = {"alg": settings.algorithm, **header}
-    key = _key(current_key(), settings.algorithm, private=True)
-    return jwt.encode(header, claims, key, algorithms=[settings.algorithm])
+    header = {"alg": key.algorithm, **header}
+    private = _joserfc_key(key, private=True)
+    return jwt.encode(header, claims, private, algorithms=[key.algorithm])
 
 
-def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
+def decode(key: SigningKey, token: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The claims of a valid token; raises joserfc's errors for any other."""
-    key = _key(current_key(), settings.algorithm, private=False)
-    decoded = jwt.decode(token, key, algorithms=[settings.algorithm])
+    public = _joserfc_key(key, private=False)
+    decoded = jwt.decode(token, public, algorithms=[key.algorithm])
     # joserfc's decode checks the signature; a claims registry checks the claims.
     essential = {claim: {"essential": True} for claim in required}
     essential["iss"]["value"] = settings.jwt_issuer
@@ -47,9 +47,7 @@ def decode(token: str, required: tuple[str, ...]) -> dict[str, Any]:
     return decoded.claims
 
 
-@lru_cache(maxsize=8)
-def _key(signing: SigningKey, algorithm: str, *, private: bool) -> Any:
-    """joserfc's form of the signing key (or its public half), made once."""
-    return KEY_CLASSES[algorithm].import_key(
-        signing.private if private else signing.public
-    )
+@lru_cache(maxsize=16)
+def _joserfc_key(key: SigningKey, *, private: bool) -> Any:
+    """joserfc's form of ``key`` (or its public half), made once."""
+    return KEY_CLASSES[key.algorithm].import_key(key.private if private else key.public)

@@ -11,14 +11,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="current_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 
 def start_up() -> None:
-    """Migrate the schema (or, with AUTO_MIGRATE off, refuse an outdated one), then
-    create FIRST_SUPERUSER if it is configured. A signing key that cannot sign stops
-    start-up first."""
-    current_key()
+    """Migrate the schema (or, with AUTO_MIGRATE off, refuse an outdated one), make
+    sure a key signs tokens, then create FIRST_SUPERUSER if it is configured."""
     if settings.auto_migrate:
         migrate()
     elif not schema_is_current():
@@ -26,6 +24,7 @@ def start_up() -> None:
             "The database is not at the latest migration and AUTO_MIGRATE is off: "
             f"run `python -m {__package__} migrate` first"
         )
+    prepare_signing_key()
     if settings.first_superuser and settings.first_superuser_password:
         with SessionLocal.begin() as session:
             create_first_superuser(

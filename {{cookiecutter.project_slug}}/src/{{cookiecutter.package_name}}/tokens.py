@@ -3,9 +3,9 @@
 jwt_codec signs and verifies them with the chosen JWT library.
 
 Access tokens are JWTs of the profile for OAuth 2.0 access tokens (RFC 9068:
-``typ: at+jwt``) that name their signing key in ``kid``. Only the configured
-algorithm and key are accepted, and a header holding anything but ``alg``, ``typ``
-and ``kid`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
+``typ: at+jwt``) that name their signing key in ``kid``. Only a key the service
+knows is accepted, with the algorithm it signs with, and a header holding
+anything but ``alg``, ``typ`` and ``kid`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
 ``jti``, ``iss``, ``aud``, ``sid`` and ``type`` are required, each of the type this
 service writes, issuer and audience must be ours, and ``exp`` and ``nbf`` are
 enforced. Any token that fails any of this, however malformed, is invalid: never
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-{{ imports(config="settings", jwt_codec="decode, encode", keys="current_key") }}
+{{ imports(config="settings", jwt_codec="decode, encode", keys="SigningKey, find_key, key_version") }}
 
 ACCESS = "access"
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
@@ -42,6 +42,11 @@ class InvalidTokenError(Exception):
     not one of our access tokens."""
 
 
+class UnknownKeyError(InvalidTokenError):
+    """The token names a key this process does not know (perhaps not yet: see
+    keys.reload_keys)."""
+
+
 @dataclass(frozen=True)
 class AccessToken:
     """What a valid access token says: whose it is and which login issued it."""
@@ -51,16 +56,15 @@ class AccessToken:
     expires_at: float
 
 
-def key_id() -> str:
-    """The ``kid`` of the signing key (see the keys module)."""
-    return current_key().kid
-
-
 def create_access_token(
-    subject: str, session_id: str, expires_delta: timedelta | None = None
+    key: SigningKey,
+    subject: str,
+    session_id: str,
+    expires_delta: timedelta | None = None,
 ) -> str:
-    """A signed access token for ``subject``, issued by login ``session_id``, that
-    expires after ``expires_delta`` (default: ACCESS_TOKEN_EXPIRE_MINUTES)."""
+    """An access token signed with ``key`` for ``subject``, issued by login
+    ``session_id``, that expires after ``expires_delta`` (default:
+    ACCESS_TOKEN_EXPIRE_MINUTES)."""
     now = datetime.now(UTC)
     lifetime = expires_delta or timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
@@ -73,7 +77,7 @@ def create_access_token(
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
-    return encode({"typ": AT_JWT, "kid": key_id()}, claims)
+    return encode(key, {"typ": AT_JWT, "kid": key.kid}, claims)
 
 
 def decode_access_token(token: str) -> AccessToken:
@@ -82,17 +86,17 @@ def decode_access_token(token: str) -> AccessToken:
     The signature and claims of a token are checked once and remembered (for a
     bounded number of tokens); its expiry is checked again on every use.
     """
-    access = _verify(token, key_id())
+    access = _verify(token, key_version())
     if access.expires_at <= time.time():
         raise InvalidTokenError("token has expired")
     return access
 
 
 @lru_cache(maxsize=4096)
-def _verify(token: str, kid: str) -> AccessToken:
-    # Remembered per token and signing key: a new key checks every token again.
+def _verify(token: str, _key_version: object) -> AccessToken:
+    # Remembered per token and version of the keys: new keys check every token again.
     try:
-        return _read(token, kid)
+        return _read(token)
     except InvalidTokenError:
         raise
     except Exception as error:
@@ -101,17 +105,17 @@ def _verify(token: str, kid: str) -> AccessToken:
         raise InvalidTokenError(type(error).__name__) from error
 
 
-def _read(token: str, kid: str) -> AccessToken:
+def _read(token: str) -> AccessToken:
     header = _header(token)
-    if (
-        not HEADER_FIELDS.issuperset(header)
-        or header.get("alg") != settings.algorithm
-        or header.get("typ") != AT_JWT
-    ):
+    if not HEADER_FIELDS.issuperset(header) or header.get("typ") != AT_JWT:
         raise InvalidTokenError("unexpected header")
-    if header.get("kid") != kid:
-        raise InvalidTokenError("unknown key")
-    claims = decode(token, REQUIRED_CLAIMS)
+    kid = header.get("kid")
+    key = find_key(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise UnknownKeyError("unknown key")
+    if header.get("alg") != key.algorithm:
+        raise InvalidTokenError("another algorithm than its key's")
+    claims = decode(key, token, REQUIRED_CLAIMS)
     # Checked even where only a holder of the key could have signed them otherwise.
     if claims.get("type") != ACCESS:
         raise InvalidTokenError("not an access token")
