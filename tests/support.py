@@ -19,6 +19,7 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import Message
 from http.client import HTTPException
@@ -92,12 +93,17 @@ def variant_id(answers: dict[str, str]) -> str:
 
 
 def variant_params(
-    one_per: str | None = None, *, pairwise: bool = False, first_only: bool = False
+    one_per: str | None = None,
+    *,
+    covering: str | None = None,
+    pairwise: bool = False,
+    first_only: bool = False,
 ) -> list:
     """One pytest param per variant. ``one_per="structure"``: one variant for each
     choice of that option (for checks that only it can change), taken from the
     pairwise subset where it has one, so that such checks spread over the groups
-    of variants that share an environment (and over the xdist workers).
+    of variants that share an environment (and over the xdist workers); with
+    ``covering="database"``, chosen so that every database is among them too.
     ``pairwise``: a covering subset, see ``pairwise_variants``. ``first_only``: the
     first variant alone (each option at its first choice), for checks no option changes.
 
@@ -105,8 +111,16 @@ def variant_params(
     that they share one environment (see the ``environments`` fixture)."""
     variants = SELECTED
     if one_per:
-        firsts = {v[one_per]: v for v in reversed(pairwise_variants(SELECTED) + SELECTED)}
-        variants = [firsts[choice] for choice in OPTIONS[one_per] if choice in firsts]
+        candidates = pairwise_variants(SELECTED) + SELECTED
+        taken: Counter[str] = Counter()
+        variants = []
+        for choice in OPTIONS[one_per]:
+            matching = [v for v in candidates if v[one_per] == choice]
+            if matching:
+                # The first whose ``covering`` choice is the least taken so far.
+                variant = min(matching, key=lambda v: taken[v[covering]] if covering else 0)
+                taken[variant[covering] if covering else ""] += 1
+                variants.append(variant)
     if pairwise:
         variants = pairwise_variants(SELECTED)
     if first_only:

@@ -1,7 +1,8 @@
 """Replicas or workers that start at once on one empty database: the migrations run
-exactly once (a PostgreSQL advisory lock, an exclusive sqlite transaction) and every
-process starts cleanly. The lock code is the same for every JWT library, hashing and
-structure, so one variant per database proves it."""
+exactly once and one signing key is made (a PostgreSQL advisory lock, an exclusive
+sqlite transaction), and every process starts cleanly. The lock code is the same
+for every JWT library, hashing and structure, so one variant per database proves
+it."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def query(url: str, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-def test_processes_starting_at_once_migrate_an_empty_database_once(
+def test_processes_starting_at_once_migrate_an_empty_database_and_make_one_key(
     baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> None:
     url = database_url("replicas")
@@ -70,3 +71,4 @@ def test_processes_starting_at_once_migrate_an_empty_database_once(
     assert all(output.strip() == "started" for output in outputs), outputs
     assert query(url, "SELECT count(*) FROM alembic_version") == [(1,)]
     assert query(url, "SELECT username, is_superuser FROM users") == [("root", True)]
+    assert query(url, "SELECT count(*) FROM signing_keys") == [(1,)]

@@ -30,7 +30,7 @@ os.environ.update(
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 
-{{ imports(auth_service="start_session", database="SessionLocal, Base", main="app", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
+{{ imports(auth_models="StoredKey", auth_service="start_session", database="SessionLocal, Base", main="app", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
 
 from .cheap_hashing import cheap
 
@@ -55,16 +55,19 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> PasswordHash:
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[TestClient]:
-    with TestClient(app) as test_client:  # runs start-up: migrations
+    with TestClient(app) as test_client:  # runs start-up: migrations, signing key
         yield test_client
 
 
 @pytest.fixture(autouse=True)
 def _empty_tables(client: TestClient) -> Iterator[None]:
+    """Every test starts with no user, login or throttle record; the signing key
+    made at start-up stays (tests that change keys put it back)."""
     yield
     with SessionLocal() as session:
         for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
+            if table is not StoredKey.__table__:
+                session.execute(table.delete())
         session.commit()
 
 
@@ -111,6 +114,11 @@ def login(client: TestClient, username: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def b64(data: bytes) -> str:
+    """Unpadded base64url, as JWT segments are written."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def unb64(segment: str) -> bytes:

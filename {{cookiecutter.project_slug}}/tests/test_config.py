@@ -76,7 +76,11 @@ def test_production_wants_a_strong_secret_where_it_encrypts_the_stored_keys() ->
 
 def test_a_private_key_goes_with_an_algorithm_that_signs_with_one() -> None:
     with pytest.raises(ValidationError, match="not HS256"):
-        make(environment="test", private_key="-----BEGIN PRIVATE KEY-----")
+        make(
+            environment="test",
+            algorithm="HS256",
+            private_key="-----BEGIN PRIVATE KEY-----",
+        )
     with pytest.raises(ValidationError, match="not both"):
         make(
             environment="test",

@@ -3,13 +3,14 @@ published public keys alone (checked here with `cryptography`, not the service's
 JWT library); HMAC publishes nothing. Keys the service makes are stored
 encrypted, shared by every worker, and rotated while tokens are outstanding."""
 
-import base64
+import hashlib
+import hmac
 import importlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import cache
 from typing import get_args
@@ -22,11 +23,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 {{ imports(auth_models="StoredKey", config="Algorithm, settings", database="SessionLocal, utcnow", keys="", tokens="create_access_token") }}
 
-from .conftest import PASSWORD, bearer, login, me_status, token_part, unb64
+from .conftest import PASSWORD, b64, bearer, login, me_status, token_part, unb64
 
 CLI = "{{ cookiecutter.package_name }}.__main__"
 
@@ -88,11 +89,36 @@ def verify_with_jwk(token: str, jwk: dict[str, str]) -> None:
         public_key.verify(raw, signed)
 
 
-def test_with_hmac_nothing_is_published(client: TestClient) -> None:
+def test_with_hmac_nothing_is_published(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "algorithm", "HS256")
     response = client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response.json() == {"keys": []}
     assert response.headers["cache-control"] == "public, max-age=300"
+
+
+def test_the_key_made_at_start_up_signs_by_default(
+    client: TestClient, token: str
+) -> None:
+    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
+    assert (jwk["alg"], jwk["kid"]) == ("ES256", token_part(token, 0)["kid"])
+    verify_with_jwk(token, jwk)
+
+
+def test_an_hmac_token_keyed_with_the_public_key_is_refused(
+    client: TestClient, token: str
+) -> None:
+    """The old confusion: HS256, with the published key as the secret."""
+    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
+    (row,) = stored_rows()
+    header = b64(json.dumps({**token_part(token, 0), "alg": "HS256"}).encode())
+    signed = f"{header}.{token.split('.')[1]}"
+    for secret in (row.public_key, json.dumps(jwk)):
+        signature = hmac.new(secret.encode(), signed.encode(), hashlib.sha256)
+        assert me_status(client, f"{signed}.{b64(signature.digest())}") == 401
+    assert me_status(client, token) == 200
 
 
 @pytest.fixture
@@ -109,19 +135,6 @@ def token_signed_with(
         return token
 
     return log_in
-
-
-@pytest.mark.parametrize("algorithm", ASYMMETRIC)
-def test_tokens_verify_with_the_published_public_key_alone(
-    client: TestClient, token_signed_with: Callable[[str], str], algorithm: str
-) -> None:
-    token = token_signed_with(algorithm)
-    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
-    header = token_part(token, 0)
-    assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
-    assert (jwk["kid"], jwk["alg"], jwk["use"]) == (header["kid"], algorithm, "sig")
-    assert not {"d", "p", "q", "dp", "dq", "qi"} & jwk.keys()  # public members only
-    verify_with_jwk(token, jwk)
 
 
 def test_a_token_of_another_private_key_is_refused(
@@ -194,6 +207,8 @@ def test_a_private_key_may_be_given_on_one_line_or_in_a_file(
     sign_with("ES256", pem.replace("\n", "\\n"))  # its line breaks written as \n
     token = login(client, "alice", PASSWORD)["access_token"]
     assert client.get("/users/me", headers=bearer(token)).status_code == 200
+    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]  # its public half
+    verify_with_jwk(token, jwk)
 
     key_file = tmp_path / "signing-key.pem"
     key_file.write_text(pem)
@@ -208,8 +223,9 @@ def test_a_private_key_may_be_given_on_one_line_or_in_a_file(
 
 
 def test_the_signing_key_never_shows_its_secret(
-    sign_with: Callable[[str, str], None],
+    sign_with: Callable[[str, str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(settings, "algorithm", "HS256")
     assert settings.secret_key.get_secret_value() not in repr(keys.configured_key())
     pem = new_private_key("ES256")
     sign_with("ES256", pem)
@@ -223,7 +239,7 @@ def made_rsa_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture
-def stored_keys(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+def stored_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
     """Make the service sign with keys of its own for ``algorithm``, as it starts
     with no PRIVATE_KEY; keys are read again as soon as a token asks for it. (An
     RSA key takes a while to make: the service gets the one this run made.)"""
@@ -238,7 +254,14 @@ def stored_keys(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
         monkeypatch.setattr(settings, "private_key", None)
         keys.prepare_signing_key()
 
-    return use
+    table = StoredKey.__table__
+    with SessionLocal.begin() as session:  # none yet, as in a new deployment
+        saved = [dict(row) for row in session.execute(select(table)).mappings()]
+        session.execute(delete(table))
+    yield use
+    with SessionLocal.begin() as session:  # the start-up key back
+        session.execute(delete(table))
+        session.execute(table.insert(), saved)
 
 
 def stored_rows() -> list[StoredKey]:
@@ -258,7 +281,11 @@ def test_without_a_private_key_the_service_makes_one_and_keeps_it_encrypted(
     assert me_status(client, token) == 200
     (row,) = stored_rows()
     (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
-    assert token_part(token, 0)["kid"] == jwk["kid"] == row.kid
+    header = token_part(token, 0)
+    assert (header["alg"], header["typ"]) == (algorithm, "at+jwt")
+    assert (jwk["kid"], jwk["alg"], jwk["use"]) == (header["kid"], algorithm, "sig")
+    assert row.kid == jwk["kid"]
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & jwk.keys()  # public members only
     verify_with_jwk(token, jwk)
 
     # Only a key derived from SECRET_KEY opens it, and only for its kid.
@@ -283,7 +310,7 @@ def test_workers_starting_at_once_make_one_key_between_them(
     monkeypatch.setattr(settings, "algorithm", "ES256")
     make_key = keys._new_private_key  # slowed: each start would make its own
     monkeypatch.setattr(
-        keys, "_new_private_key", lambda a: time.sleep(0.05) or make_key(a)
+        keys, "_new_private_key", lambda a: time.sleep(0.02) or make_key(a)
     )
     starts = [threading.Thread(target=keys.prepare_signing_key) for _ in range(4)]
     for start in starts:
@@ -319,7 +346,7 @@ def test_rotated_keys_sign_at_once_while_old_tokens_verify_until_they_expire(
     # (a token it signs now included), leaves the published keys, and the purge
     # deletes it.
     lifetime = timedelta(minutes=settings.access_token_expire_minutes)
-    later = utcnow() + lifetime + timedelta(seconds=1)
+    later = utcnow() + lifetime + keys.RETIREMENT_GRACE + timedelta(seconds=1)
     monkeypatch.setattr(keys, "utcnow", lambda: later)
     late = create_access_token(old_key, str(user["id"]), token_part(new, 1)["sid"])
     assert (me_status(client, late), me_status(client, new)) == (401, 200)
@@ -332,8 +359,7 @@ def test_rotated_keys_sign_at_once_while_old_tokens_verify_until_they_expire(
 def with_kid(token: str, kid: str) -> str:
     """``token`` naming another key (its signature no longer matters)."""
     header = json.dumps({**token_part(token, 0), "kid": kid}).encode()
-    encoded = base64.urlsafe_b64encode(header).rstrip(b"=").decode()
-    return encoded + token[token.index(".") :]
+    return b64(header) + token[token.index(".") :]
 
 
 def test_a_worker_learns_a_key_made_elsewhere_from_the_first_token_naming_it(
@@ -415,8 +441,11 @@ def test_a_new_algorithm_signs_with_a_new_key_and_old_tokens_still_verify(
 
 
 def test_rotate_keys_says_where_keys_are_not_the_services_to_rotate(
-    sign_with: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
+    sign_with: Callable[[str, str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setattr(settings, "algorithm", "HS256")
     assert cli.main(["rotate-keys"]) == 1  # HMAC
     assert "a new SECRET_KEY is a new key" in capsys.readouterr().err
     sign_with("ES256", new_private_key("ES256"))

@@ -1,10 +1,11 @@
 """Every token that is not a valid, current token of ours gets a 401.
 
 Tokens are forged by hand (hmac + base64), independently of the JWT library the
-service uses, so that the library's own defaults are what is being tested.
+service uses, so that the library's own defaults are what is being tested: the
+service signs with HS256 here (test_keys covers the asymmetric algorithms and the
+confusion between the two).
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -17,14 +18,10 @@ from pydantic import SecretStr
 
 {{ imports(config="settings", keys="configured_key", tokens="AccessToken, InvalidTokenError, create_access_token, decode_access_token") }}
 
-from .conftest import bearer, token_part
+from .conftest import b64, bearer, token_part
 
 DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 LOGIN_ID = "0123456789abcdef" * 2
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def forge(
@@ -51,6 +48,13 @@ def forge(
 def new_token(expires_delta: timedelta | None = None) -> str:
     """An access token of user 42, signed as the service signs them."""
     return create_access_token(configured_key(), "42", LOGIN_ID, expires_delta)
+
+
+@pytest.fixture(autouse=True)
+def _hmac(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed with HMAC, which the forging above does by hand: what is checked
+    does not depend on the algorithm (test_keys covers the others)."""
+    monkeypatch.setattr(settings, "algorithm", "HS256")
 
 
 def payload(token: str) -> dict:

@@ -3,13 +3,14 @@
 import argparse
 import getpass
 import sys
+from datetime import UTC, datetime
 
 import uvicorn
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
-{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", keys="SigningKeyError, rotate_keys", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
+{{ imports(auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, migrate", keys="SigningKeyError, rotate_keys, verifying_time", main="start_up", passwords="hash_password_blocking", user_schemas="UserCreate, Username", user_service="FirstSuperuserError, UsernameTakenError, check_username_free, create_user") }}
 
 APP = "{{ cookiecutter.package_name }}.main:app"
 
@@ -95,10 +96,10 @@ def rotate() -> int:
     """Make a new signing key, the one every worker signs with from now on."""
     migrate()
     key = rotate_keys()
-    lifetime = settings.access_token_expire_minutes
+    until = datetime.now(UTC) + verifying_time()
     print(
         f"new signing key {key.kid}; the keys it replaces verify the tokens they "
-        f"signed for {lifetime} more minutes"
+        f"signed until {until:%Y-%m-%d %H:%M} UTC"
     )
     return 0
 

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     #: HMAC with SECRET_KEY, or a private key whose public half other services
     #: verify with: PRIVATE_KEY, or PRIVATE_KEY_FILE, in PEM, or else keys the
     #: service makes and stores, encrypted with SECRET_KEY.
-    algorithm: Algorithm = "HS256"
+    algorithm: Algorithm = "ES256"
     private_key: SecretStr | None = None
     private_key_file: Path | None = None
     access_token_expire_minutes: int = Field(default=30, gt=0, le=24 * 60)

@@ -61,9 +61,16 @@ MIN_RSA_BITS = 2048
 #: A token naming a key this process does not know makes it read the stored keys
 #: again (a key made since by another process), at most this often (seconds).
 RELOAD_INTERVAL = 1.0
+#: A retired key verifies this long after the tokens it signed before retirement
+#: have expired: logins under way may still have signed with it.
+RETIREMENT_GRACE = timedelta(minutes=1)
 #: What the key that encrypts stored private keys is derived for (HKDF's info).
 ENCRYPTION_PURPOSE = b"signing keys at rest"
 NONCE_BYTES = 12
+_UNDECRYPTABLE = (
+    "the newest stored signing key was encrypted with another SECRET_KEY: set that "
+    "SECRET_KEY again, or sign with a new key: python -m {{ cookiecutter.package_name }} rotate-keys"
+)
 
 
 class SigningKeyError(ValueError):
@@ -76,7 +83,7 @@ class SigningKey:
     """What signs tokens (``private``: None for a stored key that no longer signs),
     what verifies them (``public``), and the ``kid`` and ``algorithm`` they carry;
     ``jwk`` is the published public key (none for HMAC). A stored key verifies
-    until ACCESS_TOKEN_EXPIRE_MINUTES after ``retired_at``."""
+    until ``verifying_time()`` after ``retired_at``."""
 
     kid: str
     algorithm: str
@@ -134,7 +141,7 @@ def find_key(kid: str) -> SigningKey | None:
     key = _ring.verifying.get(kid)
     if key is None or key.retired_at is None:
         return key
-    return key if key.retired_at > utcnow() - _token_lifetime() else None
+    return key if key.retired_at > utcnow() - verifying_time() else None
 
 
 def key_version() -> object:
@@ -188,7 +195,8 @@ def prepare_signing_key() -> None:
         elif not _can_decrypt(newest):
             if settings.environment == "production":
                 raise SigningKeyError(_UNDECRYPTABLE)
-            _add_key(session)  # SECRET_KEY is a new random one on each start
+            # A new SECRET_KEY (without one, a random one at each start): a new key.
+            _add_key(session)
     with SessionLocal() as session:
         _read_keys(session)
 
@@ -215,7 +223,7 @@ def rotate_keys() -> SigningKey:
 def forget_retired_keys(session: Session) -> int:
     """Delete the stored keys that no unexpired token can carry; how many went."""
     return session.execute(
-        delete(StoredKey).where(StoredKey.retired_at <= utcnow() - _token_lifetime())
+        delete(StoredKey).where(StoredKey.retired_at <= utcnow() - verifying_time())
     ).rowcount
 
 
@@ -227,14 +235,10 @@ def configured_key() -> SigningKey:
     return _asymmetric_key(settings.algorithm, _private_pem())
 
 
-_UNDECRYPTABLE = (
-    "the newest stored signing key was encrypted with another SECRET_KEY: set that "
-    "SECRET_KEY again, or sign with a new key: python -m {{ cookiecutter.package_name }} rotate-keys"
-)
-
-
-def _token_lifetime() -> timedelta:
-    return timedelta(minutes=settings.access_token_expire_minutes)
+def verifying_time() -> timedelta:
+    """How long a retired key verifies: as long as a token lives, and a little
+    more for logins under way when it was retired (and for clocks that differ)."""
+    return timedelta(minutes=settings.access_token_expire_minutes) + RETIREMENT_GRACE
 
 
 def _verifies() -> Any:
@@ -242,7 +246,7 @@ def _verifies() -> Any:
     for every token they signed to have expired."""
     return or_(
         StoredKey.retired_at.is_(None),
-        StoredKey.retired_at > utcnow() - _token_lifetime(),
+        StoredKey.retired_at > utcnow() - verifying_time(),
     )
 
 
@@ -330,7 +334,9 @@ def _decrypt(row: StoredKey) -> Any:
         der = AESGCM(_encryption_key()).decrypt(nonce, encrypted, row.kid.encode())
     except InvalidTag:
         raise SigningKeyError(_UNDECRYPTABLE) from None
-    return load_der_private_key(der, password=None)
+    # The cipher proved it is the key made here: RSA's slow consistency checks
+    # would add nothing.
+    return load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 
 
 def _can_decrypt(row: StoredKey) -> bool:
