@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
     load_pem_public_key,
 )
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 {{ imports(auth_models="StoredKey", config="settings", database="SessionLocal, lock_database, utcnow") }}
@@ -101,6 +101,9 @@ class KeyRing:
     verifying: dict[str, SigningKey]
 
 
+#: Stored keys in the order they were made, newest first.
+NEWEST_FIRST = (StoredKey.created_at.desc(), StoredKey.kid)
+
 _ring = KeyRing(None, {})
 _read_at = -RELOAD_INTERVAL
 
@@ -117,12 +120,7 @@ def signing_key(session: Session) -> SigningKey:
     ``session`` each time, so that a new key signs at once, on every worker."""
     if not keys_are_stored():
         return configured_key()
-    newest = session.scalar(
-        select(StoredKey.kid)
-        .where(StoredKey.retired_at.is_(None))
-        .order_by(StoredKey.created_at.desc(), StoredKey.kid)
-        .limit(1)
-    )
+    newest = session.scalar(_newest_signing(StoredKey.kid))
     ring = _ring
     if ring.signing is None or ring.signing.kid != newest:
         ring = _read_keys(session)
@@ -167,7 +165,7 @@ def public_keys(session: Session) -> list[dict[str, str]]:
     rows = session.execute(
         select(StoredKey.algorithm, StoredKey.public_key)
         .where(_verifies())
-        .order_by(StoredKey.created_at.desc(), StoredKey.kid)
+        .order_by(*NEWEST_FIRST)
     )
     return [
         _published(load_pem_public_key(row.public_key.encode()), row.algorithm)
@@ -184,12 +182,7 @@ def prepare_signing_key() -> None:
         return
     with SessionLocal.begin() as session:
         lock_database(session.connection())
-        newest = session.scalars(
-            select(StoredKey)
-            .where(StoredKey.retired_at.is_(None))
-            .order_by(StoredKey.created_at.desc(), StoredKey.kid)
-            .limit(1)
-        ).first()
+        newest = session.scalar(_newest_signing(StoredKey))
         if newest is None or newest.algorithm != settings.algorithm:
             _add_key(session)
         elif not _can_decrypt(newest):
@@ -241,6 +234,16 @@ def verifying_time() -> timedelta:
     return timedelta(minutes=settings.access_token_expire_minutes) + RETIREMENT_GRACE
 
 
+def _newest_signing(*columns: Any) -> Select[Any]:
+    """The key that signs: the newest that is not retired."""
+    return (
+        select(*columns)
+        .where(StoredKey.retired_at.is_(None))
+        .order_by(*NEWEST_FIRST)
+        .limit(1)
+    )
+
+
 def _verifies() -> Any:
     """Stored keys that verify: those that sign, and those retired too recently
     for every token they signed to have expired."""
@@ -255,9 +258,7 @@ def _read_keys(session: Session) -> KeyRing:
     that is not retired signs (decrypted once, then kept)."""
     global _ring, _read_at
     rows = session.scalars(
-        select(StoredKey)
-        .where(_verifies())
-        .order_by(StoredKey.created_at.desc(), StoredKey.kid)
+        select(StoredKey).where(_verifies()).order_by(*NEWEST_FIRST)
     ).all()
     known = _ring.verifying
     signing = None
