@@ -1,8 +1,9 @@
-"""Replicas or workers that start at once on one empty database: the migrations run
-exactly once and one signing key is made (a PostgreSQL advisory lock, an exclusive
-sqlite transaction), and every process starts cleanly. The lock code is the same
-for every JWT library, hashing and structure, so one variant per database proves
-it."""
+"""Start-up migrations on each database. Replicas or workers that start at once on
+one empty database: the migrations run exactly once and one signing key is made (a
+PostgreSQL advisory lock, an exclusive sqlite transaction), and every process
+starts cleanly. A database made by the previous migration, with users in it, is
+brought to the latest, every user kept. Migrations and the lock are the same for
+every JWT library, hashing and structure, so one variant per database proves it."""
 
 from __future__ import annotations
 
@@ -72,3 +73,48 @@ def test_processes_starting_at_once_migrate_an_empty_database_and_make_one_key(
     assert query(url, "SELECT count(*) FROM alembic_version") == [(1,)]
     assert query(url, "SELECT username, is_superuser FROM users") == [("root", True)]
     assert query(url, "SELECT count(*) FROM signing_keys") == [(1,)]
+
+
+#: The previous migration, then users as it stored them, then the service's migrate.
+UPGRADE = """
+import sys
+from alembic import command
+from sqlalchemy import text
+from {package} import __main__ as cli
+from {database} import MIGRATIONS, engine
+from alembic.config import Config
+
+config = Config()
+config.set_main_option("script_location", MIGRATIONS)
+with engine.begin() as connection:
+    config.attributes["connection"] = connection
+    command.upgrade(config, sys.argv[1])
+    connection.execute(
+        text("INSERT INTO users (username, email, hashed_password) VALUES (:u, :e, :h)"),
+        [{{"u": f"user{{n}}", "e": f"user{{n}}@example.com", "h": f"hash{{n}}"}} for n in range(3)],
+    )
+sys.exit(cli.main(["migrate"]))
+"""
+
+
+def test_the_latest_migration_upgrades_a_database_of_the_previous_one_keeping_its_users(
+    baked: Baked, env: Environment, database_url: Callable[[str], str]
+) -> None:
+    url = database_url("upgrade")
+    versions = sorted(p.name for p in (baked.package_dir / "migrations" / "versions").glob("0*.py"))
+    previous, latest = (name.split("_")[0] for name in versions[-2:])
+    script = UPGRADE.format(package=baked.package, database=baked.module("database"))
+    result = subprocess.run(
+        [env.bin("python"), "-c", script, previous],
+        cwd=baked.path,
+        env=clean_env(baked, DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (applied,) = result.stdout.splitlines()  # the latest migration alone
+    assert applied.startswith(f"applied {latest}: ")
+    rows = query(url, "SELECT username, email, hashed_password FROM users ORDER BY username")
+    assert rows == [(f"user{n}", f"user{n}@example.com", f"hash{n}") for n in range(3)]
+    assert query(url, "SELECT version_num FROM alembic_version") == [(latest,)]

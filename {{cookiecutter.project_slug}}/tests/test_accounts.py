@@ -4,8 +4,10 @@ import importlib
 import logging
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 {{ imports(config="settings", database="", main="start_up", user_models="User", user_service="FirstSuperuserError") }}
 
@@ -44,6 +46,25 @@ def test_users_can_change_their_name_and_email(client: TestClient, token: str) -
         client.get("/users/me", headers=bearer(token)).json()["email"]
         == "alice@example.com"
     )
+
+
+def test_an_email_another_user_has_is_409_for_them_and_superusers(
+    client: TestClient, admin: dict[str, str], token: str, user: dict
+) -> None:
+    as_admin = bearer(admin["access_token"])
+    taken = {"email": "root@example.com"}
+    assert client.patch("/users/me", json=taken, headers=as_admin).status_code == 200
+    other_case = {"email": "ROOT@example.com"}
+    for path, headers in [
+        ("/users/me", bearer(token)),
+        (f"/users/{user['id']}", as_admin),
+    ]:
+        response = client.patch(path, json=other_case, headers=headers)
+        assert response.status_code == 409
+        assert response.json()["detail"] == "Email already registered"
+    # One's own address in another case is still one's own.
+    response = client.patch("/users/me", json=other_case, headers=as_admin)
+    assert response.status_code == 200
 
 
 def test_users_cannot_make_themselves_superusers(
@@ -423,6 +444,43 @@ def test_cli_migrate_says_what_it_applied(
     assert capsys.readouterr().out.startswith("applied 0001: ")
     assert database.schema_is_current()
     assert {"users", "auth_sessions"} <= set(inspect(empty).get_table_names())
+
+
+def test_a_migration_that_cannot_apply_to_the_data_says_why_in_one_line(
+    client: TestClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:
+    """Two users of a database made before addresses were unique share one: the
+    migration refuses, changing nothing, until the operator decides."""
+    old = database.make_engine(f"sqlite:///{tmp_path}/old.db")
+    config = Config()
+    config.set_main_option("script_location", database.MIGRATIONS)
+    with old.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        for name, email in [("ann", "ann@example.com"), ("ann2", "ANN@example.com")]:
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, email, hashed_password) "
+                    "VALUES (:name, :email, 'x')"
+                ),
+                {"name": name, "email": email},
+            )
+    monkeypatch.setattr(database, "engine", old)
+    assert cli.main(["migrate"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "1 email address(es) belong to several users" in error
+    assert not database.schema_is_current()
+
+    with old.begin() as connection:
+        connection.execute(text("UPDATE users SET email = NULL WHERE username='ann2'"))
+    assert cli.main(["migrate"]) == 0
+    assert "applied 0003" in capsys.readouterr().out
+    with old.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 2
 
 
 def test_cli_names_an_unreachable_database_in_one_line_without_its_password(

@@ -38,6 +38,21 @@ def test_taken_username_is_409_whatever_its_case(
         assert response.json()["detail"] == "Username already registered"
 
 
+def test_taken_email_is_409_whatever_its_case(client: TestClient) -> None:
+    first = {"username": "ann", "password": PASSWORD, "email": "Ann@example.com"}
+    assert client.post("/register", json=first).status_code == 201
+    for email in ("ann@example.com", "ANN@EXAMPLE.COM"):
+        response = client.post(
+            "/register", json={"username": "ann2", "password": PASSWORD, "email": email}
+        )
+        assert response.status_code == 409
+        assert response.json()["detail"] == "Email already registered"
+    # Without an address, as many users as like.
+    for name in ("bob", "carol"):
+        body = {"username": name, "password": PASSWORD}
+        assert client.post("/register", json=body).status_code == 201
+
+
 def test_privileged_fields_in_the_body_are_ignored(client: TestClient) -> None:
     response = client.post(
         "/users/",

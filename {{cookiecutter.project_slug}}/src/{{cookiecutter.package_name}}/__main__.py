@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 
 import uvicorn
+from alembic.util import CommandError
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
@@ -156,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(error.orig).strip().splitlines()[0] if error.orig else ""
         print(f"error: cannot use the database at {where}: {reason}", file=sys.stderr)
-    except (FirstSuperuserError, SchemaOutdatedError, SigningKeyError) as error:
+    except (
+        CommandError,
+        FirstSuperuserError,
+        SchemaOutdatedError,
+        SigningKeyError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
     return 1
 

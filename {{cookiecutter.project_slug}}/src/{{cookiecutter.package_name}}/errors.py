@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", passwords="HashingBusyError", throttle="ThrottledError", user_service="SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
+{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", passwords="HashingBusyError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -137,6 +137,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     UsernameTakenError: _answer(
         status.HTTP_409_CONFLICT, "Username already registered"
     ),
+    EmailTakenError: _answer(status.HTTP_409_CONFLICT, "Email already registered"),
     SigningKeyError: _cannot_sign,
     HashingBusyError: _answer(
         status.HTTP_503_SERVICE_UNAVAILABLE,

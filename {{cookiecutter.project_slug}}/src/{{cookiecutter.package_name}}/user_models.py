@@ -24,5 +24,7 @@ class User(Base):
     )
 
 
-# Usernames are unique whatever their case: "JohnDoe" and "johndoe" are one user.
+# Usernames and email addresses are unique whatever their case: "JohnDoe" and
+# "johndoe" are one user, as are "Ann@example.com" and "ann@example.com".
 Index("uq_users_username_lower", func.lower(User.username), unique=True)
+UNIQUE_EMAIL = Index("uq_users_email_lower", func.lower(User.email), unique=True)

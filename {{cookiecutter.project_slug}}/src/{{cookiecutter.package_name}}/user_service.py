@@ -7,11 +7,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-{{ imports(passwords="hash_password_blocking", user_models="User", user_schemas="UserCreate, UserUpdateMe") }}
+{{ imports(passwords="hash_password_blocking", user_models="UNIQUE_EMAIL, User", user_schemas="UserCreate, UserUpdateMe") }}
 
 
 class UsernameTakenError(Exception):
     """Another user already has this username (in any letter case)."""
+
+
+class EmailTakenError(Exception):
+    """Another user already has this email address (in any letter case)."""
 
 
 class UserNotFoundError(Exception):
@@ -53,6 +57,22 @@ def check_username_free(session: Session, username: str) -> None:
         raise UsernameTakenError(username)
 
 
+def check_email_free(session: Session, email: str, user_id: int | None = None) -> None:
+    """Raise EmailTakenError if a user other than ``user_id`` has the address."""
+    holder = session.scalar(
+        select(User.id).where(func.lower(User.email) == email.lower())
+    )
+    if holder is not None and holder != user_id:
+        raise EmailTakenError
+
+
+def check_new_user(session: Session, data: UserCreate) -> None:
+    """Raise UsernameTakenError or EmailTakenError before a password is hashed."""
+    check_username_free(session, data.username)
+    if data.email is not None:
+        check_email_free(session, data.email)
+
+
 def create_user(
     session: Session,
     data: UserCreate,
@@ -61,7 +81,7 @@ def create_user(
     is_superuser: bool = False,
 ) -> User:
     """Add a new active user with its password's hash to the session (the caller
-    commits); raises UsernameTakenError."""
+    commits); raises UsernameTakenError or EmailTakenError."""
     user = User(
         username=data.username,
         email=data.email,
@@ -74,15 +94,25 @@ def create_user(
         session.flush()
     except IntegrityError as error:  # taken between the check and the insert
         session.rollback()
+        if UNIQUE_EMAIL.name in str(error.orig):
+            raise EmailTakenError from error
         raise UsernameTakenError(data.username) from error
     return user
 
 
 def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
-    """Apply the fields that were sent (of the schema the caller may use)."""
-    for field, value in changes.model_dump(exclude_unset=True).items():
+    """Apply the fields that were sent (of the schema the caller may use); raises
+    EmailTakenError."""
+    values = changes.model_dump(exclude_unset=True)
+    if values.get("email") is not None:
+        check_email_free(session, values["email"], user.id)
+    for field, value in values.items():
         setattr(user, field, value)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as error:  # taken between the check and the update
+        session.rollback()
+        raise EmailTakenError from error
     return user
 
 

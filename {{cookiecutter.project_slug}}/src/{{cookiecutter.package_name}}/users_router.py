@@ -5,11 +5,14 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_username_free, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "No such user"}}
+EMAIL_TAKEN = {
+    status.HTTP_409_CONFLICT: {"description": "Email address already registered"}
+}
 SELF_LOCKOUT = {
     status.HTTP_400_BAD_REQUEST: {
         "description": "Superusers cannot lock themselves out"
@@ -25,7 +28,9 @@ REGISTRATION = {
     "status_code": status.HTTP_201_CREATED,
     "response_model": UserPublic,
     "responses": {
-        status.HTTP_409_CONFLICT: {"description": "Username already registered"},
+        status.HTTP_409_CONFLICT: {
+            "description": "Username or email address already registered"
+        },
         status.HTTP_429_TOO_MANY_REQUESTS: {
             "description": "Too many registrations from this address"
         },
@@ -38,7 +43,7 @@ REGISTRATION = {
 async def register(data: UserCreate, session: SessionDep, request: Request) -> User:
     """Create an account; log in with POST /token or POST /login afterwards."""
     await to_thread.run_sync(reserve, registration_limits(client_address(request)))
-    await to_thread.run_sync(check_username_free, session, data.username)
+    await to_thread.run_sync(check_new_user, session, data)
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
     await to_thread.run_sync(session.commit)
@@ -50,7 +55,9 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
     return user
 
 
-@router.patch("/users/me", response_model=UserPublic, responses=UNAUTHENTICATED)
+@router.patch(
+    "/users/me", response_model=UserPublic, responses=UNAUTHENTICATED | EMAIL_TAKEN
+)
 def update_current_user(
     changes: UserUpdateMe, user: CurrentUserRecord, session: SessionDep
 ) -> User:
@@ -102,7 +109,7 @@ def read_user(user_id: UserId, _admin: CurrentSuperuser, session: SessionDep) ->
 @router.patch(
     "/users/{user_id:int}",
     response_model=UserPublic,
-    responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT,
+    responses=NOT_SUPERUSER | NOT_FOUND | SELF_LOCKOUT | EMAIL_TAKEN,
 )
 def update_any_user(
     user_id: UserId,
