@@ -14,11 +14,15 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import jwt
 import pytest
+from aiosmtpd.controller import Controller
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
 
@@ -28,6 +32,7 @@ from .support import (
     call,
     clean_env,
     forge_header,
+    free_port,
     http,
     run,
     variant_params,
@@ -250,4 +255,63 @@ def test_other_services_verify_tokens_across_a_key_rotation_as_the_readme_shows(
         [env.bin("python"), "-c", ASK_WHOAMI, str(user["id"]), old, new],
         cwd=tmp_path,
         env=clean_env(baked, PYTHONPATH=str(tmp_path)),
+    )
+
+
+class Inbox:
+    """What an aiosmtpd server accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server in this process: its port and what it received."""
+    inbox = Inbox()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), server_hostname="mail.test"
+    )
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+@pytest.mark.parametrize("variant", variant_params(one_per="database"))
+def test_a_forgotten_password_is_reset_through_a_real_mail_server(
+    serve: Callable[..., str], smtp_inbox: tuple[int, Inbox]
+) -> None:
+    """The service as deployed (uvicorn, production settings) mails the link over
+    SMTP after answering; the link's token sets a new password once."""
+    port, inbox = smtp_inbox
+    server = serve(
+        "reset",
+        cheap_hashing=True,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_SECURITY="none",
+        EMAIL_FROM="accounts@example.com",
+        PASSWORD_RESET_URL="https://app.example/reset?token={token}",
+    )
+    user = {"username": "dana", "password": "old password 123", "email": "dana@example.com"}
+    assert http("POST", f"{server}/register", json_body=user)[0] == 201
+    assert http("POST", f"{server}/password-reset", json_body={"email": user["email"]})[0] == 202
+    deadline = time.monotonic() + 10
+    while not inbox.messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (message,) = inbox.messages
+    assert message["To"] == user["email"]
+    token = re.search(r"token=([A-Za-z0-9_-]+)", message.get_body(("plain",)).get_content())
+    assert token
+    body = {"token": token[1], "new_password": "new password 456"}
+    assert call("POST", f"{server}/password-reset/confirm", json_body=body).status == 204
+    assert call("POST", f"{server}/password-reset/confirm", json_body=body).status == 400
+    login = {"username": "dana", "password": "new password 456"}
+    assert http("POST", f"{server}/login", json_body=login)[0] == 200
+    assert (
+        http("POST", f"{server}/login", json_body={**login, "password": user["password"]})[0] == 401
     )

@@ -97,6 +97,23 @@ def test_eddsa_is_refused_saying_that_python_jose_cannot_sign_it() -> None:
 {%- endif %}
 
 
+def test_mail_settings_that_cannot_work_are_refused() -> None:
+    url = "https://app.example/reset?token={token}"
+    with pytest.raises(ValidationError, match="PASSWORD_RESET_URL needs SMTP_HOST"):
+        make(environment="production", secret_key=STRONG, password_reset_url=url)
+    with pytest.raises(ValidationError, match=r"an http\(s\) URL containing"):
+        make(environment="test", password_reset_url="https://app.example/reset")
+    with pytest.raises(ValidationError, match="EMAIL_FROM"):
+        make(environment="test", smtp_host="mail.example")
+    assert make(
+        environment="production",
+        secret_key=STRONG,
+        password_reset_url=url,
+        smtp_host="mail.example",
+        email_from="accounts@example.com",
+    )
+
+
 @pytest.mark.parametrize("minutes", [0, -5])
 def test_token_lifetime_must_be_positive(minutes: int) -> None:
     with pytest.raises(ValidationError):

@@ -1,5 +1,6 @@
-"""Logins, their refresh tokens, the failed-login counters that throttle them, and
-the keys that sign access tokens. They refer to users by the table's name only:
+"""Logins, their refresh tokens, the failed-login counters that throttle them, the
+keys that sign access tokens, and password reset tokens and the mails that carry
+them. They refer to users by the table's name only:
 users know nothing of logins."""
 
 from datetime import datetime
@@ -62,3 +63,33 @@ class StoredKey(Base):
     encrypted_private_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     retired_at: Mapped[datetime | None]
+
+
+class OneTimeToken(Base):
+    """A token mailed to a user for one purpose ("password_reset"), stored only as
+    its SHA-256; ``used_at`` is set when it is used, so it works once."""
+
+    __tablename__ = "one_time_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class MailRequest(Base):
+    """A mail to send (``purpose`` to ``email``), kept until the mail server has
+    accepted it or the tries are over; a worker claims it while it sends."""
+
+    __tablename__ = "mail_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_until: Mapped[datetime | None]

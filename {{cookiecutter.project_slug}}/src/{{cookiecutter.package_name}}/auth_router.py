@@ -1,11 +1,12 @@
-"""Logging in and out: the OAuth2 token endpoint, its JSON twins, and logout."""
+"""Logging in and out: the OAuth2 token endpoint, its JSON twins, logout, and
+password reset by email."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, JsonWebKeySet, LoginRequest, Message, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", password_reset="confirm_reset, deliver_mails, request_reset", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -54,6 +55,40 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
     """End the login the refresh token belongs to: its refresh and access tokens."""
     logout(session, body.refresh_token)
     session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+RESET_ASKED = "If the address is an account's, a reset link is on its way"
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"}},
+)
+async def ask_password_reset(
+    body: PasswordResetRequest, request: Request, background: BackgroundTasks
+) -> Message:
+    """Mail a password reset link to the address, if it is an active user's. The
+    answer is the same either way; the mail goes out after it."""
+    await request_reset(body.email, client_address(request))
+    background.add_task(deliver_mails)
+    return Message(message=RESET_ASKED)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        status.HTTP_400_BAD_REQUEST: {"description": "Invalid or expired token"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many tries"},
+    },
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm, request: Request
+) -> Response:
+    """Set a new password with the token from the mail; every login ends."""
+    await confirm_reset(body.token, body.new_password, client_address(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,4 +1,4 @@
-"""Request and response bodies for logging in and out."""
+"""Request and response bodies for logging in and out, and password reset."""
 
 from typing import Annotated, Literal, Self
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-{{ imports(schemas="RequestModel") }}
+{{ imports(schemas="RequestModel", user_schemas="Email, NewPassword") }}
 
 
 class LoginRequest(RequestModel):
@@ -55,6 +55,25 @@ class TokenForm(RequestModel):
         schema["then"] = {"required": ["refresh_token"]}
         schema["else"] = {"required": ["username", "password"]}
         return schema
+
+
+class PasswordResetRequest(RequestModel):
+    """The address of the account whose password was forgotten."""
+
+    email: Email
+
+
+#: A token as the service makes them (URL-safe base64).
+OneTimeTokenText = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class PasswordResetConfirm(RequestModel):
+    """The token from the reset mail, and the new password."""
+
+    token: OneTimeTokenText
+    new_password: NewPassword
 
 
 class RefreshRequest(RequestModel):

@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="AuthSession, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="AuthSession, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
@@ -142,7 +142,7 @@ def _store_password(user_id: int, new_hash: str, places: list[Place]) -> None:
         session.execute(
             update(User).where(User.id == user_id).values(hashed_password=new_hash)
         )
-        revoke_all_sessions(session, user_id)
+        password_changed(session, user_id)
         succeeded(session.connection(), places)
 
 
@@ -228,11 +228,23 @@ def revoke_all_sessions(session: Session, user_id: int) -> None:
     )
 
 
+def password_changed(session: Session, user_id: int) -> None:
+    """A new password voids what the old one gave: every login of the user ends,
+    and their unused password reset tokens stop working."""
+    revoke_all_sessions(session, user_id)
+    session.execute(
+        update(OneTimeToken)
+        .where(OneTimeToken.user_id == user_id, OneTimeToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+
+
 def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
     """Delete at most ``batch`` rows of each kind that can no longer matter:
     expired refresh tokens, logins that are revoked or have no refresh token
-    left (with their tokens), throttle records past their window, and signing
-    keys retired longer ago than any token lives. Safe from
+    left (with their tokens), throttle records past their window, password reset
+    tokens that are used or expired, and signing keys retired longer ago than any
+    token lives. Safe from
     several workers at once. Returns how many rows went."""
     now = now or utcnow()
     expired_tokens = (
@@ -256,6 +268,20 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
         ).rowcount
         deleted += session.execute(
             delete(AuthSession).where(AuthSession.id.in_(dead_logins))
+        ).rowcount
+        deleted += session.execute(
+            delete(OneTimeToken).where(
+                OneTimeToken.token_hash.in_(
+                    select(OneTimeToken.token_hash)
+                    .where(
+                        or_(
+                            OneTimeToken.expires_at <= now,
+                            OneTimeToken.used_at.is_not(None),
+                        )
+                    )
+                    .limit(batch)
+                )
+            )
         ).rowcount
         deleted += forget_retired_keys(session)
     return deleted + forget_old(now, batch)

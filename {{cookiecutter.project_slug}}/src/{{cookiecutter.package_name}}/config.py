@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=100, ge=0)
     login_failure_window_seconds: int = Field(default=900, gt=0)
     registration_max_per_hour: int = Field(default=20, ge=0)
+    #: Password reset requests per address and hour, and per email address and hour.
+    password_reset_max_per_hour: int = Field(default=5, ge=0)
     #: Live logins kept per user; a new login beyond it ends the oldest.
     max_sessions_per_user: int = Field(default=20, gt=0)
     #: Request bodies larger than this get 413 before they are read.
@@ -79,6 +81,17 @@ class Settings(BaseSettings):
     purge_interval_seconds: int = Field(default=600, ge=0)
     #: Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = []
+    #: The mail server; without SMTP_HOST, mails go to the log (development).
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, gt=0, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    email_from: str | None = None
+    #: The client application's page that resets a password: "{token}" in it is
+    #: replaced by the reset token. Unset: password reset by email is off.
+    password_reset_url: str | None = None
+    password_reset_token_minutes: int = Field(default=30, gt=0, le=24 * 60)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -87,10 +100,29 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("private_key", "private_key_file", mode="before")
+    @field_validator(
+        "private_key",
+        "private_key_file",
+        "smtp_host",
+        "smtp_port",
+        "smtp_user",
+        "smtp_password",
+        "email_from",
+        "password_reset_url",
+        mode="before",
+    )
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("password_reset_url")
+    @classmethod
+    def link_with_a_token(cls, url: str | None) -> str | None:
+        if url is not None and (
+            "{token}" not in url or not url.startswith(("https://", "http://"))
+        ):
+            raise ValueError("must be an http(s) URL containing {token}")
+        return url
 
     @field_validator("database_url")
     @classmethod
@@ -123,6 +155,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PRIVATE_KEY and PRIVATE_KEY_FILE need an ALGORITHM that signs with "
                 f"a private key, not {self.algorithm}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def mail_goes_somewhere(self) -> "Settings":
+        if self.smtp_host and not self.email_from:
+            raise ValueError("SMTP_HOST needs EMAIL_FROM, the sender of every mail")
+        if (
+            self.environment == "production"
+            and self.password_reset_url
+            and not self.smtp_host
+        ):
+            raise ValueError(
+                "PASSWORD_RESET_URL needs SMTP_HOST in production: without a mail "
+                "server, reset mails would only reach the log"
             )
         return self
 

@@ -11,7 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", password_reset="deliver_mails", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+
+#: Seconds between two looks for mails to send again.
+MAIL_INTERVAL = 10
 
 
 def start_up() -> None:
@@ -45,17 +48,32 @@ async def purge_regularly(interval: float) -> None:
             log_event("purge_failed", **describe(error))
 
 
+async def deliver_mails_regularly(interval: float) -> None:
+    """Send the mails that are due (retries, and requests a stopped worker left)
+    every ``interval`` seconds; a database that is away is tried again next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(deliver_mails)
+        except SQLAlchemyError as error:
+            log_event("mail_delivery_failed", **describe(error))
+
+
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(start_up)
-    purging = None
+    tasks = []
     if settings.purge_interval_seconds:
-        purging = asyncio.create_task(purge_regularly(settings.purge_interval_seconds))
+        tasks.append(
+            asyncio.create_task(purge_regularly(settings.purge_interval_seconds))
+        )
+    if settings.password_reset_url:
+        tasks.append(asyncio.create_task(deliver_mails_regularly(MAIL_INTERVAL)))
     yield
-    if purging:
-        purging.cancel()
+    for task in tasks:
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await purging
+            await task
     engine.dispose()
     readers.dispose()
 

@@ -14,7 +14,9 @@ its limit refuses attempts (429) for one second, doubling with each further
 failure and never longer than the window; a record expires a window after its
 first failure. A successful login clears its account-and-address record and gives
 its place in the address's back. Registrations count per address and hour
-(REGISTRATION_MAX_PER_HOUR). A limit of 0 turns that limit off.
+(REGISTRATION_MAX_PER_HOUR), password reset requests per address and per email
+address and hour (PASSWORD_RESET_MAX_PER_HOUR), and reset tokens tried per address
+like wrong passwords. A limit of 0 turns that limit off.
 """
 
 import math
@@ -85,6 +87,21 @@ def registration_limits(client: str | None) -> list[Limit]:
     maximum = settings.registration_max_per_hour
     key = f"register:{_address(client)}"
     return [Limit(key, maximum, HOUR, backoff=False)] if maximum else []
+
+
+def password_reset_limits(email: str, client: str | None) -> list[Limit]:
+    """Reset requests per address and per email address, in an hour."""
+    maximum = settings.password_reset_max_per_hour
+    keys = [f"reset:{_address(client)}", f"reset-email:{email.lower()[:110]}"]
+    return [Limit(key, maximum, HOUR, backoff=False) for key in keys] if maximum else []
+
+
+def reset_confirmation_limits(client: str | None) -> list[Limit]:
+    """Tokens tried per address, like wrong passwords (a right one gives its place
+    back)."""
+    window = timedelta(seconds=settings.login_failure_window_seconds)
+    maximum = settings.login_max_failures_per_address
+    return [Limit(f"reset-try:{_address(client)}", maximum, window)] if maximum else []
 
 
 def reserve(limits: list[Limit]) -> list[Place]:

@@ -1,0 +1,344 @@
+"""Password reset by email, through HTTP, with a real SMTP server in this process
+(aiosmtpd): the mail, its link, the token's rules, throttling, and a mail server
+that is down or refuses."""
+
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from ipaddress import ip_address
+
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", password_reset="deliver_mails") }}
+
+from .conftest import PASSWORD, bearer, login_statuses, start_login
+
+RESET_URL = "https://app.example/reset?token={token}"
+LINK = re.compile(r"https://app\.example/reset\?token=([A-Za-z0-9_-]+)")
+NEW_PASSWORD = "a brand new passphrase"
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it accepts; addresses starting with
+    "refused" get a permanent 550."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:
+        if address.startswith("refused"):
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append(message)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(handler: Inbox, **options: object) -> Controller:
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        server_hostname="mail.test",
+        **options,
+    )
+    controller.start()
+    return controller
+
+
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[tuple[Controller, Inbox]]:
+    inbox = Inbox()
+    controller = start(inbox)
+    yield controller, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def inbox(
+    smtp_server: tuple[Controller, Inbox], monkeypatch: pytest.MonkeyPatch
+) -> Inbox:
+    """The SMTP server's inbox, empty; the service sends to it (no TLS: local)."""
+    controller, inbox = smtp_server
+    inbox.messages.clear()
+    for name, value in {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": controller.port,
+        "smtp_security": "none",
+        "email_from": "Accounts <accounts@example.com>",
+        "password_reset_url": RESET_URL,
+    }.items():
+        monkeypatch.setattr(settings, name, value)
+    return inbox
+
+
+@pytest.fixture
+def alice(client: TestClient, user: dict) -> dict:
+    """alice, with an email address."""
+    tokens = start_login(user)
+    client.patch(
+        "/users/me",
+        json={"email": "alice@example.com"},
+        headers=bearer(tokens["access_token"]),
+    )
+    return {**user, "tokens": tokens}
+
+
+def ask(client: TestClient, email: str = "alice@example.com") -> int:
+    return client.post("/password-reset", json={"email": email}).status_code
+
+
+def mailed_token(inbox: Inbox) -> str:
+    """The token in the link of the one mail received (then forgotten)."""
+    (message,) = inbox.messages
+    inbox.messages.clear()
+    match = LINK.search(message.get_body(("plain",)).get_content())
+    assert match, message
+    return match[1]
+
+
+def confirm(client: TestClient, token: str, password: str = NEW_PASSWORD) -> int:
+    body = {"token": token, "new_password": password}
+    return client.post("/password-reset/confirm", json=body).status_code
+
+
+def logs_in(client: TestClient, password: str) -> bool:
+    form = {"username": "alice", "password": password}
+    return client.post("/token", data=form).status_code == 200
+
+
+def test_a_forgotten_password_is_reset_with_the_mailed_link_once(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    assert ask(client, "ALICE@example.com") == 202
+    (message,) = inbox.messages
+    assert message["To"] == "alice@example.com"
+    assert message["From"] == "Accounts <accounts@example.com>"
+    token = mailed_token(inbox)
+
+    assert confirm(client, token) == 204
+    assert (logs_in(client, PASSWORD), logs_in(client, NEW_PASSWORD)) == (False, True)
+    assert login_statuses(client, alice["tokens"]) == (401, 401)  # every login ended
+    assert confirm(client, token, "yet another passphrase") == 400  # used
+
+
+def test_an_unknown_address_gets_the_same_answer_and_no_mail(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    known = client.post("/password-reset", json={"email": "alice@example.com"})
+    unknown = client.post("/password-reset", json={"email": "nobody@example.com"})
+    assert (unknown.status_code, unknown.content) == (known.status_code, known.content)
+    assert [m["To"] for m in inbox.messages] == ["alice@example.com"]
+
+
+def test_a_token_expires_and_dies_with_a_password_change(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    ask(client)
+    expired = mailed_token(inbox)
+    with SessionLocal.begin() as session:
+        session.execute(
+            update(OneTimeToken).values(expires_at=datetime.now(UTC) - timedelta(1))
+        )
+    assert confirm(client, expired) == 400
+
+    ask(client)
+    outdated = mailed_token(inbox)
+    change = {"current_password": PASSWORD, "new_password": "changed in between"}
+    headers = bearer(alice["tokens"]["access_token"])
+    changed = client.post("/users/me/password", json=change, headers=headers)
+    assert changed.status_code == 204
+    assert confirm(client, outdated) == 400
+    assert confirm(client, "not-a-token-we-made") == 400
+
+
+def test_a_new_request_does_not_extend_an_earlier_token(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    ask(client)
+    with SessionLocal() as session:
+        first = session.scalars(select(OneTimeToken)).one()
+    ask(client)
+    with SessionLocal() as session:
+        tokens = session.scalars(select(OneTimeToken)).all()
+        again = session.get(OneTimeToken, first.token_hash)
+    assert len(tokens) == 2
+    assert again is not None and again.expires_at == first.expires_at
+
+
+def test_requests_and_tries_are_throttled(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "password_reset_max_per_hour", 2)
+    assert [ask(client) for _ in range(3)] == [202, 202, 429]
+    monkeypatch.setattr(settings, "login_max_failures_per_address", 2)
+    assert [confirm(client, f"wrong-{n}") for n in range(3)] == [400, 400, 429]
+
+
+def test_the_new_password_follows_the_registration_rules(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    ask(client)
+    body = {"token": mailed_token(inbox), "new_password": "short"}
+    response = client.post("/password-reset/confirm", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "new_password"]
+
+
+def test_a_reset_token_opens_nothing_else(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    ask(client)
+    token = mailed_token(inbox)
+    assert client.get("/users/me", headers=bearer(token)).status_code == 401
+    refreshed = client.post("/token/refresh", json={"refresh_token": token})
+    assert refreshed.status_code == 401
+    assert confirm(client, token) == 204  # still its own use
+
+
+def pending() -> list[MailRequest]:
+    with SessionLocal() as session:
+        return list(session.scalars(select(MailRequest)))
+
+
+def test_a_mail_server_that_is_down_is_tried_again_and_the_mail_sent_once(
+    client: TestClient,
+    alice: dict,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = settings.smtp_port
+    monkeypatch.setattr(settings, "smtp_port", free_port())  # nobody listens
+    with caplog.at_level(logging.INFO):
+        assert ask(client) == 202
+    (request,) = pending()
+    assert request.attempts == 1
+    assert request.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
+    (retry,) = [r.fields for r in caplog.records if r.msg == "mail_retry"]
+    assert retry["error"] == "ConnectionRefusedError"
+
+    monkeypatch.setattr(settings, "smtp_port", port)  # back
+    assert deliver_mails() == 0  # not due yet
+    with SessionLocal.begin() as session:
+        session.execute(update(MailRequest).values(next_attempt_at=datetime.now(UTC)))
+    assert deliver_mails() == 1
+    assert deliver_mails() == 0
+    assert confirm(client, mailed_token(inbox)) == 204
+    assert pending() == []
+    assert "token=" not in caplog.text
+
+
+def test_a_refused_mail_is_given_up_and_logged_without_its_link(
+    client: TestClient, alice: dict, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = bearer(alice["tokens"]["access_token"])
+    refused = {"email": "refused@example.com"}
+    assert client.patch("/users/me", json=refused, headers=headers).status_code == 200
+    with caplog.at_level(logging.INFO):
+        assert ask(client, "refused@example.com") == 202
+    (failed,) = [r.fields for r in caplog.records if r.msg == "mail_failed"]
+    assert "550" in failed["reason"]
+    assert pending() == []
+    assert "token=" not in caplog.text
+
+
+def test_without_a_mail_server_the_mail_goes_to_the_log(
+    client: TestClient,
+    alice: dict,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """For development: no SMTP_HOST (production refuses that with a reset URL)."""
+    monkeypatch.setattr(settings, "smtp_host", None)
+    with caplog.at_level(logging.INFO):
+        assert ask(client) == 202
+    (logged,) = [r.fields for r in caplog.records if r.msg == "mail"]
+    assert logged["to"] == "alice@example.com"
+    token = LINK.search(logged["text"])
+    assert token and confirm(client, token[1]) == 204
+    assert inbox.messages == []
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key_file = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert), str(key_file)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_mail_is_sent_over_starttls_and_implicit_tls(
+    inbox: Inbox,
+    certificate: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    security: str,
+) -> None:
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(*certificate)
+    secure = Inbox()
+    option = "tls_context" if security == "starttls" else "ssl_context"
+    extra = {"require_starttls": True} if security == "starttls" else {}
+    controller = start(secure, **{option: server_context}, **extra)
+    try:
+        monkeypatch.setattr(settings, "smtp_port", controller.port)
+        monkeypatch.setattr(settings, "smtp_security", security)
+        trusted = ssl.create_default_context(cafile=certificate[0])
+        monkeypatch.setattr(mail, "tls_context", lambda: trusted)
+        mail.send(mail.Mail("alice@example.com", "Hello", "over TLS"))
+        # A server whose certificate is not trusted gets nothing.
+        monkeypatch.setattr(mail, "tls_context", ssl.create_default_context)
+        with pytest.raises(mail.PermanentMailError):
+            mail.send(mail.Mail("alice@example.com", "Hello", "over TLS"))
+    finally:
+        controller.stop()
+    assert [m["Subject"] for m in secure.messages] == ["Hello"]
