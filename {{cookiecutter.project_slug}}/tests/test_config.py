@@ -99,12 +99,14 @@ def test_eddsa_is_refused_saying_that_python_jose_cannot_sign_it() -> None:
 
 def test_mail_settings_that_cannot_work_are_refused() -> None:
     url = "https://app.example/reset?token={token}"
-    with pytest.raises(ValidationError, match="PASSWORD_RESET_URL needs SMTP_HOST"):
+    with pytest.raises(ValidationError, match="EMAIL_VERIFICATION_URL need SMTP_HOST"):
         make(environment="production", secret_key=STRONG, password_reset_url=url)
     with pytest.raises(ValidationError, match=r"an http\(s\) URL containing"):
         make(environment="test", password_reset_url="https://app.example/reset")
     with pytest.raises(ValidationError, match="EMAIL_FROM"):
         make(environment="test", smtp_host="mail.example")
+    with pytest.raises(ValidationError, match="needs EMAIL_VERIFICATION_URL"):
+        make(environment="test", require_verified_email=True)
     assert make(
         environment="production",
         secret_key=STRONG,

@@ -80,11 +80,24 @@ def test_alembic_check_finds_no_unmigrated_model_change(client: TestClient) -> N
     command.check(Config(PROJECT / "alembic.ini"))
 
 
-def test_database_refuses_a_username_differing_only_in_case(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"username": "Carol"}, {"username": "cAROL"}),
+        (
+            {"username": "dan", "email": "Dan@example.com"},
+            {"username": "dan2", "email": "dan@EXAMPLE.com"},
+        ),
+    ],
+)
+def test_database_refuses_a_username_or_email_differing_only_in_case(
+    client: TestClient, first: dict, second: dict
+) -> None:
+    """The unique indexes themselves, beneath the service's checks."""
     with database.SessionLocal() as session:
-        session.add(User(username="Carol", hashed_password="x"))
+        session.add(User(**first, hashed_password="x"))
         session.commit()
-        session.add(User(username="cAROL", hashed_password="x"))
+        session.add(User(**second, hashed_password="x"))
         with pytest.raises(IntegrityError):
             session.commit()
 

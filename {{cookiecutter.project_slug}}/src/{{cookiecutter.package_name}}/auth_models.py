@@ -66,8 +66,9 @@ class StoredKey(Base):
 
 
 class OneTimeToken(Base):
-    """A token mailed to a user for one purpose ("password_reset"), stored only as
-    its SHA-256; ``used_at`` is set when it is used, so it works once."""
+    """A token mailed to a user's ``email`` for one purpose ("password_reset",
+    "email_verification"), stored only as its SHA-256; ``used_at`` is set when it
+    is used, so it works once."""
 
     __tablename__ = "one_time_tokens"
 
@@ -76,6 +77,7 @@ class OneTimeToken(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     purpose: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(320))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", password_reset="confirm_reset, deliver_mails, request_reset", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -59,6 +59,7 @@ def log_out(body: RefreshRequest, session: SessionDep) -> Response:
 
 
 RESET_ASKED = "If the address is an account's, a reset link is on its way"
+VERIFICATION_ASKED = "If your address needs it, a verification link is on its way"
 
 
 @router.post(
@@ -90,6 +91,37 @@ async def confirm_password_reset(
     """Set a new password with the token from the mail; every login ends."""
     await confirm_reset(body.token, body.new_password, client_address(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/verify-email",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        status.HTTP_400_BAD_REQUEST: {"description": "Invalid or expired token"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many tries"},
+    },
+)
+def confirm_email(body: EmailVerification, request: Request) -> Response:
+    """Confirm the address the token was mailed to (it must still be the user's)."""
+    verify_email(body.token, client_address(request))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=UNAUTHENTICATED
+    | {status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"}},
+)
+def resend_verification(
+    user: CurrentUser, request: Request, background: BackgroundTasks
+) -> Message:
+    """Mail a new verification link to the caller's address, unless it is verified
+    (or there is none)."""
+    if user.email and not user.is_verified:
+        request_verification(user.email, client_address(request))
+        background.add_task(deliver_mails)
+    return Message(message=VERIFICATION_ASKED)
 
 
 #: How long verifiers may keep the published keys and metadata before asking again

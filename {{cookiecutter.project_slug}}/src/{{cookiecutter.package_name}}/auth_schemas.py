@@ -69,6 +69,12 @@ OneTimeTokenText = Annotated[
 ]
 
 
+class EmailVerification(RequestModel):
+    """The token from the verification mail."""
+
+    token: OneTimeTokenText
+
+
 class PasswordResetConfirm(RequestModel):
     """The token from the reset mail, and the new password."""
 

@@ -33,6 +33,10 @@ class InvalidRefreshTokenError(Exception):
     """Unknown, expired, used or revoked refresh token."""
 
 
+class EmailNotVerifiedError(Exception):
+    """The password is right, but REQUIRE_VERIFIED_EMAIL wants a verified address."""
+
+
 class WrongPasswordError(Exception):
     """The current password given to change it is not the user's."""
 
@@ -66,7 +70,8 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
 
     Takes the attempt's place in the throttle first (ThrottledError when there is
     none), costs one password check whether or not the user exists, and upgrades
-    an outdated password hash; raises InvalidCredentialsError.
+    an outdated password hash; raises InvalidCredentialsError, or
+    EmailNotVerifiedError (REQUIRE_VERIFIED_EMAIL; superusers are exempt).
     """
     places, user = await to_thread.run_sync(_attempt_login, username, client)
     valid, new_hash = await _checked(
@@ -75,6 +80,10 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
     if user is None or not valid or not user.is_active:
         log_event("login_failed", user_id=user.id if user else None, client=client)
         raise InvalidCredentialsError
+    if settings.require_verified_email and not (user.is_verified or user.is_superuser):
+        await to_thread.run_sync(give_back, places)  # the password was right
+        log_event("login_unverified", user_id=user.id, client=client)
+        raise EmailNotVerifiedError
     token = await to_thread.run_sync(_start_login, user.id, new_hash, places)
     log_event("login", user_id=user.id, client=client)
     return token

@@ -67,8 +67,9 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=100, ge=0)
     login_failure_window_seconds: int = Field(default=900, gt=0)
     registration_max_per_hour: int = Field(default=20, ge=0)
-    #: Password reset requests per address and hour, and per email address and hour.
-    password_reset_max_per_hour: int = Field(default=5, ge=0)
+    #: Requests for a mailed link (password reset, verification) per address and
+    #: hour, and per email address and hour.
+    mail_requests_max_per_hour: int = Field(default=5, ge=0)
     #: Live logins kept per user; a new login beyond it ends the oldest.
     max_sessions_per_user: int = Field(default=20, gt=0)
     #: Request bodies larger than this get 413 before they are read.
@@ -92,6 +93,11 @@ class Settings(BaseSettings):
     #: replaced by the reset token. Unset: password reset by email is off.
     password_reset_url: str | None = None
     password_reset_token_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    #: The client application's page that confirms an email address ("{token}" as
+    #: above). Unset: no verification mails.
+    email_verification_url: str | None = None
+    #: Refuse logins (403) of users whose email address is not verified.
+    require_verified_email: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -109,13 +115,14 @@ class Settings(BaseSettings):
         "smtp_password",
         "email_from",
         "password_reset_url",
+        "email_verification_url",
         mode="before",
     )
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("password_reset_url")
+    @field_validator("password_reset_url", "email_verification_url")
     @classmethod
     def link_with_a_token(cls, url: str | None) -> str | None:
         if url is not None and (
@@ -162,14 +169,16 @@ class Settings(BaseSettings):
     def mail_goes_somewhere(self) -> "Settings":
         if self.smtp_host and not self.email_from:
             raise ValueError("SMTP_HOST needs EMAIL_FROM, the sender of every mail")
-        if (
-            self.environment == "production"
-            and self.password_reset_url
-            and not self.smtp_host
-        ):
+        links = self.password_reset_url or self.email_verification_url
+        if self.environment == "production" and links and not self.smtp_host:
             raise ValueError(
-                "PASSWORD_RESET_URL needs SMTP_HOST in production: without a mail "
-                "server, reset mails would only reach the log"
+                "PASSWORD_RESET_URL and EMAIL_VERIFICATION_URL need SMTP_HOST in "
+                "production: without a mail server, mails would only reach the log"
+            )
+        if self.require_verified_email and not self.email_verification_url:
+            raise ValueError(
+                "REQUIRE_VERIFIED_EMAIL needs EMAIL_VERIFICATION_URL: users could "
+                "never verify their address"
             )
         return self
 

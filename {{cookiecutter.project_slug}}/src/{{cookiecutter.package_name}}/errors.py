@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-{{ imports(auth_service="InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", password_reset="InvalidResetTokenError", passwords="HashingBusyError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
+{{ imports(auth_service="EmailNotVerifiedError, InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", email_links="InvalidLinkTokenError", passwords="HashingBusyError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -131,8 +131,12 @@ HANDLERS: dict[type[Exception], Handler] = {
     ),
     UserNotFoundError: _answer(status.HTTP_404_NOT_FOUND, "No such user"),
     SelfLockoutError: _said,
-    InvalidResetTokenError: _answer(
-        status.HTTP_400_BAD_REQUEST, "Invalid or expired reset token"
+    InvalidLinkTokenError: _answer(
+        status.HTTP_400_BAD_REQUEST, "Invalid or expired token"
+    ),
+    EmailNotVerifiedError: _answer(
+        status.HTTP_403_FORBIDDEN,
+        "Email address not verified: open the link mailed to it, or ask for another",
     ),
     WrongPasswordError: _answer(
         status.HTTP_400_BAD_REQUEST, "Current password is incorrect"

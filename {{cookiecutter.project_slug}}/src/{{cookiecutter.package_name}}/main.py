@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", password_reset="deliver_mails", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", email_links="deliver_mails", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 #: Seconds between two looks for mails to send again.
 MAIL_INTERVAL = 10
@@ -67,7 +67,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(purge_regularly(settings.purge_interval_seconds))
         )
-    if settings.password_reset_url:
+    if settings.password_reset_url or settings.email_verification_url:
         tasks.append(asyncio.create_task(deliver_mails_regularly(MAIL_INTERVAL)))
     yield
     for task in tasks:

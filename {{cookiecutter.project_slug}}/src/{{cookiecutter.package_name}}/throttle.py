@@ -14,8 +14,8 @@ its limit refuses attempts (429) for one second, doubling with each further
 failure and never longer than the window; a record expires a window after its
 first failure. A successful login clears its account-and-address record and gives
 its place in the address's back. Registrations count per address and hour
-(REGISTRATION_MAX_PER_HOUR), password reset requests per address and per email
-address and hour (PASSWORD_RESET_MAX_PER_HOUR), and reset tokens tried per address
+(REGISTRATION_MAX_PER_HOUR), requests for a mailed link per address and per email
+address and hour (MAIL_REQUESTS_MAX_PER_HOUR), and mailed tokens tried per address
 like wrong passwords. A limit of 0 turns that limit off.
 """
 
@@ -89,19 +89,20 @@ def registration_limits(client: str | None) -> list[Limit]:
     return [Limit(key, maximum, HOUR, backoff=False)] if maximum else []
 
 
-def password_reset_limits(email: str, client: str | None) -> list[Limit]:
-    """Reset requests per address and per email address, in an hour."""
-    maximum = settings.password_reset_max_per_hour
-    keys = [f"reset:{_address(client)}", f"reset-email:{email.lower()[:110]}"]
+def mail_request_limits(email: str, client: str | None) -> list[Limit]:
+    """Requests for a mailed link (reset, verification) per address and per email
+    address, in an hour."""
+    maximum = settings.mail_requests_max_per_hour
+    keys = [f"mail:{_address(client)}", f"mail-to:{email.lower()[:110]}"]
     return [Limit(key, maximum, HOUR, backoff=False) for key in keys] if maximum else []
 
 
-def reset_confirmation_limits(client: str | None) -> list[Limit]:
-    """Tokens tried per address, like wrong passwords (a right one gives its place
-    back)."""
+def token_try_limits(client: str | None) -> list[Limit]:
+    """Mailed tokens tried per address, like wrong passwords (a right one gives its
+    place back)."""
     window = timedelta(seconds=settings.login_failure_window_seconds)
     maximum = settings.login_max_failures_per_address
-    return [Limit(f"reset-try:{_address(client)}", maximum, window)] if maximum else []
+    return [Limit(f"token:{_address(client)}", maximum, window)] if maximum else []
 
 
 def reserve(limits: list[Limit]) -> list[Place]:

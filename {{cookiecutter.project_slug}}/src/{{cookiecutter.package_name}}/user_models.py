@@ -18,6 +18,8 @@ class User(Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Whether the user confirmed ``email`` through the link mailed to it.
+    is_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         server_default=func.now(), onupdate=func.now()

@@ -114,4 +114,5 @@ class UserPublic(BaseModel):
     full_name: str | None
     is_active: bool
     is_superuser: bool
+    is_verified: bool
     created_at: datetime

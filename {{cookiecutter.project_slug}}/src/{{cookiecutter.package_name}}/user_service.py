@@ -101,11 +101,13 @@ def create_user(
 
 
 def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
-    """Apply the fields that were sent (of the schema the caller may use); raises
-    EmailTakenError."""
+    """Apply the fields that were sent (of the schema the caller may use); a new
+    email address is not verified. Raises EmailTakenError."""
     values = changes.model_dump(exclude_unset=True)
     if values.get("email") is not None:
         check_email_free(session, values["email"], user.id)
+    if "email" in values and not _same_address(values["email"], user.email):
+        user.is_verified = False
     for field, value in values.items():
         setattr(user, field, value)
     try:
@@ -114,6 +116,10 @@ def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
         session.rollback()
         raise EmailTakenError from error
     return user
+
+
+def _same_address(one: str | None, other: str | None) -> bool:
+    return (one or "").lower() == (other or "").lower()
 
 
 def delete_user(session: Session, user: User) -> None:

@@ -3,9 +3,9 @@
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", email_links="deliver_mails, request_verification", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -40,14 +40,31 @@ REGISTRATION = {
 
 @router.post("/users/", name="create_user", **REGISTRATION)
 @router.post("/register", name="register", **REGISTRATION)
-async def register(data: UserCreate, session: SessionDep, request: Request) -> User:
-    """Create an account; log in with POST /token or POST /login afterwards."""
+async def register(
+    data: UserCreate,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> User:
+    """Create an account; log in with POST /token or POST /login afterwards. An
+    email address given gets a verification mail."""
     await to_thread.run_sync(reserve, registration_limits(client_address(request)))
     await to_thread.run_sync(check_new_user, session, data)
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
     await to_thread.run_sync(session.commit)
+    verify_new_address(user, None, background)
     return user
+
+
+def verify_new_address(
+    user: User, previous: str | None, background: BackgroundTasks
+) -> None:
+    """A verification mail to the user's address if it is new (sent after the
+    answer)."""
+    if user.email and user.email != previous:
+        request_verification(user.email)
+        background.add_task(deliver_mails)
 
 
 @router.get("/users/me", responses=UNAUTHENTICATED)
@@ -59,10 +76,17 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
     "/users/me", response_model=UserPublic, responses=UNAUTHENTICATED | EMAIL_TAKEN
 )
 def update_current_user(
-    changes: UserUpdateMe, user: CurrentUserRecord, session: SessionDep
+    changes: UserUpdateMe,
+    user: CurrentUserRecord,
+    session: SessionDep,
+    background: BackgroundTasks,
 ) -> User:
+    """Change your name or address; a new address is unverified until its link is
+    opened."""
+    previous = user.email
     update_user(session, user, changes)
     session.commit()
+    verify_new_address(user, previous, background)
     return user
 
 
@@ -116,6 +140,7 @@ def update_any_user(
     changes: UserAdminUpdate,
     admin: CurrentSuperuser,
     session: SessionDep,
+    background: BackgroundTasks,
 ) -> User:
     """Superusers: change a user; deactivating one ends all their logins at once."""
     user = get_user(session, user_id)
@@ -125,8 +150,10 @@ def update_any_user(
         raise SelfLockoutError("Superusers cannot deactivate or demote themselves")
     if changes.is_active is False:
         revoke_all_sessions(session, user.id)
+    previous = user.email
     update_user(session, user, changes)
     session.commit()
+    verify_new_address(user, previous, background)
     log_event(
         "user_changed",
         user_id=user.id,

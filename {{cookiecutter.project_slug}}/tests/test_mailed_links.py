@@ -1,6 +1,6 @@
-"""Password reset by email, through HTTP, with a real SMTP server in this process
-(aiosmtpd): the mail, its link, the token's rules, throttling, and a mail server
-that is down or refuses."""
+"""Links mailed to users, through HTTP, with a real SMTP server in this process
+(aiosmtpd): password reset and email verification, the tokens' rules, throttling,
+and a mail server that is down or refuses."""
 
 import logging
 import re
@@ -21,12 +21,13 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", password_reset="deliver_mails") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="deliver_mails") }}
 
 from .conftest import PASSWORD, bearer, login_statuses, start_login
 
 RESET_URL = "https://app.example/reset?token={token}"
-LINK = re.compile(r"https://app\.example/reset\?token=([A-Za-z0-9_-]+)")
+VERIFY_URL = "https://app.example/verify?token={token}"
+LINK = re.compile(r"https://app\.example/(?:reset|verify)\?token=([A-Za-z0-9_-]+)")
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -88,20 +89,22 @@ def inbox(
         "smtp_security": "none",
         "email_from": "Accounts <accounts@example.com>",
         "password_reset_url": RESET_URL,
+        "email_verification_url": VERIFY_URL,
     }.items():
         monkeypatch.setattr(settings, name, value)
     return inbox
 
 
 @pytest.fixture
-def alice(client: TestClient, user: dict) -> dict:
-    """alice, with an email address."""
+def alice(client: TestClient, user: dict, inbox: Inbox) -> dict:
+    """alice, with an email address (its verification mail left unread)."""
     tokens = start_login(user)
     client.patch(
         "/users/me",
         json={"email": "alice@example.com"},
         headers=bearer(tokens["access_token"]),
     )
+    inbox.messages.clear()
     return {**user, "tokens": tokens}
 
 
@@ -176,12 +179,13 @@ def test_a_token_expires_and_dies_with_a_password_change(
 def test_a_new_request_does_not_extend_an_earlier_token(
     client: TestClient, alice: dict, inbox: Inbox
 ) -> None:
+    resets = select(OneTimeToken).where(OneTimeToken.purpose == "password_reset")
     ask(client)
     with SessionLocal() as session:
-        first = session.scalars(select(OneTimeToken)).one()
+        first = session.scalars(resets).one()
     ask(client)
     with SessionLocal() as session:
-        tokens = session.scalars(select(OneTimeToken)).all()
+        tokens = session.scalars(resets).all()
         again = session.get(OneTimeToken, first.token_hash)
     assert len(tokens) == 2
     assert again is not None and again.expires_at == first.expires_at
@@ -190,7 +194,7 @@ def test_a_new_request_does_not_extend_an_earlier_token(
 def test_requests_and_tries_are_throttled(
     client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "password_reset_max_per_hour", 2)
+    monkeypatch.setattr(settings, "mail_requests_max_per_hour", 2)
     assert [ask(client) for _ in range(3)] == [202, 202, 429]
     monkeypatch.setattr(settings, "login_max_failures_per_address", 2)
     assert [confirm(client, f"wrong-{n}") for n in range(3)] == [400, 400, 429]
@@ -258,7 +262,11 @@ def test_a_refused_mail_is_given_up_and_logged_without_its_link(
     assert client.patch("/users/me", json=refused, headers=headers).status_code == 200
     with caplog.at_level(logging.INFO):
         assert ask(client, "refused@example.com") == 202
-    (failed,) = [r.fields for r in caplog.records if r.msg == "mail_failed"]
+    (failed,) = [
+        r.fields
+        for r in caplog.records
+        if r.msg == "mail_failed" and r.fields["purpose"] == "password_reset"
+    ]
     assert "550" in failed["reason"]
     assert pending() == []
     assert "token=" not in caplog.text
@@ -342,3 +350,77 @@ def test_mail_is_sent_over_starttls_and_implicit_tls(
     finally:
         controller.stop()
     assert [m["Subject"] for m in secure.messages] == ["Hello"]
+
+
+def me(client: TestClient, access_token: str) -> dict:
+    return client.get("/users/me", headers=bearer(access_token)).json()
+
+
+def verify(client: TestClient, token: str) -> int:
+    return client.post("/verify-email", json={"token": token}).status_code
+
+
+def test_a_registered_address_is_verified_with_the_mailed_link_once(
+    client: TestClient, inbox: Inbox
+) -> None:
+    body = {"username": "erin", "password": PASSWORD, "email": "erin@example.com"}
+    assert client.post("/register", json=body).status_code == 201
+    (message,) = inbox.messages
+    assert message["To"] == "erin@example.com"
+    assert "verify?token=" in message.get_body(("plain",)).get_content()
+    token = mailed_token(inbox)
+    tokens = client.post("/login", json=body).json()
+    assert me(client, tokens["access_token"])["is_verified"] is False
+
+    assert verify(client, token) == 204
+    assert me(client, tokens["access_token"])["is_verified"] is True
+    assert verify(client, token) == 400  # used
+
+
+def test_a_new_address_is_unverified_until_its_own_link_is_opened(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    headers = bearer(alice["tokens"]["access_token"])
+    old_link = client.post("/verify-email/resend", headers=headers)
+    assert old_link.status_code == 202
+    old_token = mailed_token(inbox)
+    new = {"email": "alice@new.example"}
+    assert client.patch("/users/me", json=new, headers=headers).status_code == 200
+    new_token = mailed_token(inbox)  # sent to the new address
+    assert verify(client, old_token) == 400  # for the old address
+    assert verify(client, new_token) == 204
+    assert me(client, alice["tokens"]["access_token"])["is_verified"] is True
+    # A verified address asks for nothing more; the next change unverifies.
+    assert client.post("/verify-email/resend", headers=headers).status_code == 202
+    assert inbox.messages == []
+    other = {"email": "alice@other.example"}
+    changed = client.patch("/users/me", json=other, headers=headers).json()
+    assert changed["is_verified"] is False
+
+
+def test_a_link_works_for_its_own_purpose_only(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    headers = bearer(alice["tokens"]["access_token"])
+    client.post("/verify-email/resend", headers=headers)
+    verification = mailed_token(inbox)
+    ask(client)
+    reset = mailed_token(inbox)
+    assert confirm(client, verification) == 400
+    assert verify(client, reset) == 400
+    assert (verify(client, verification), confirm(client, reset)) == (204, 204)
+
+
+def test_logins_can_require_a_verified_address(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "require_verified_email", True)
+    form = {"username": "alice", "password": PASSWORD}
+    refused = client.post("/token", data=form)
+    assert refused.status_code == 403
+    assert "not verified" in refused.json()["detail"]
+    wrong = client.post("/token", data={**form, "password": "wrong password"})
+    assert wrong.status_code == 401  # a wrong password says nothing of the address
+    client.post("/verify-email/resend", headers=bearer(alice["tokens"]["access_token"]))
+    assert verify(client, mailed_token(inbox)) == 204
+    assert client.post("/token", data=form).status_code == 200

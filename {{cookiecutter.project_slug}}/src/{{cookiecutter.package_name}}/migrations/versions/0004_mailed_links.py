@@ -1,4 +1,4 @@
-"""Create the one-time tokens and mail requests tables.
+"""Add users.is_verified; create the one-time tokens and mail requests tables.
 
 Revision ID: 0004
 Revises: 0003
@@ -17,11 +17,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # A plain ALTER TABLE on every database: sqlite's batch mode would copy the
+    # table and lose its expression indexes (the case-insensitive unique names).
+    op.add_column(
+        "users",
+        sa.Column(
+            "is_verified", sa.Boolean(), server_default=sa.false(), nullable=False
+        ),
+    )
     op.create_table(
         "one_time_tokens",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -59,3 +68,4 @@ def downgrade() -> None:
     op.drop_table("mail_requests")
     op.drop_index(op.f("ix_one_time_tokens_user_id"), table_name="one_time_tokens")
     op.drop_table("one_time_tokens")
+    op.drop_column("users", "is_verified")
