@@ -49,9 +49,7 @@ def test_a_new_sqlite_database_file_is_readable_by_its_owner_only(
     }
 
 
-def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it() -> None:
     runs = []
 
     def purge() -> int:
@@ -60,11 +58,9 @@ def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it(
             raise OperationalError("DELETE", None, Exception("the database is down"))
         return 0
 
-    monkeypatch.setattr(main, "purge", purge)
-
     async def until_the_third_run() -> None:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(main.purge_regularly, 0.01)
+            tasks.start_soon(main.run_regularly, purge, 0.01, "purge_failed")
             with anyio.move_on_after(10):
                 while len(runs) < 3:
                     await anyio.sleep(0.01)

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response, status
@@ -37,38 +37,29 @@ def start_up() -> None:
             )
 
 
-async def purge_regularly(interval: float) -> None:
-    """Delete what expired every ``interval`` seconds, in bounded batches; a
-    database that is away is tried again next time."""
+async def run_regularly(
+    job: Callable[[], object], interval: float, failure: str
+) -> None:
+    """Run ``job`` on the threadpool every ``interval`` seconds; a database that
+    is away is logged as ``failure`` and tried again next time."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(purge)
+            await run_in_threadpool(job)
         except SQLAlchemyError as error:
-            log_event("purge_failed", **describe(error))
-
-
-async def deliver_mails_regularly(interval: float) -> None:
-    """Send the mails that are due (retries, and requests a stopped worker left)
-    every ``interval`` seconds; a database that is away is tried again next time."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(deliver_mails)
-        except SQLAlchemyError as error:
-            log_event("mail_delivery_failed", **describe(error))
+            log_event(failure, **describe(error))
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(start_up)
-    tasks = []
-    if settings.purge_interval_seconds:
-        tasks.append(
-            asyncio.create_task(purge_regularly(settings.purge_interval_seconds))
-        )
+    jobs = []
+    if interval := settings.purge_interval_seconds:  # expired rows, in batches
+        jobs.append(run_regularly(purge, interval, "purge_failed"))
     if settings.password_reset_url or settings.email_verification_url:
-        tasks.append(asyncio.create_task(deliver_mails_regularly(MAIL_INTERVAL)))
+        # Mails waiting for a retry, or left by a worker that stopped.
+        jobs.append(run_regularly(deliver_mails, MAIL_INTERVAL, "mail_delivery_failed"))
+    tasks = [asyncio.create_task(job) for job in jobs]
     yield
     for task in tasks:
         task.cancel()
