@@ -53,7 +53,7 @@ async def register(
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
     await to_thread.run_sync(session.commit)
-    verify_new_address(user, None, background)
+    await to_thread.run_sync(verify_new_address, user, None, background)
     return user
 
 
