@@ -283,10 +283,11 @@ def smtp_inbox() -> Iterator[tuple[int, Inbox]]:
 
 @pytest.mark.parametrize("variant", variant_params(one_per="database"))
 def test_a_forgotten_password_is_reset_through_a_real_mail_server(
-    serve: Callable[..., str], smtp_inbox: tuple[int, Inbox]
+    serve: Callable[..., str], smtp_inbox: tuple[int, Inbox], tmp_path: Path
 ) -> None:
     """The service as deployed (uvicorn, production settings) mails the link over
-    SMTP after answering; the link's token sets a new password once."""
+    SMTP after answering; the link's token sets a new password once; neither the
+    token nor a password reaches the log."""
     port, inbox = smtp_inbox
     server = serve(
         "reset",
@@ -315,3 +316,7 @@ def test_a_forgotten_password_is_reset_through_a_real_mail_server(
     assert (
         http("POST", f"{server}/login", json_body={**login, "password": user["password"]})[0] == 401
     )
+    log = (tmp_path / "reset.log").read_text()
+    assert '"event": "mail_sent"' in log
+    for secret in (token[1], user["password"], body["new_password"]):
+        assert secret not in log
