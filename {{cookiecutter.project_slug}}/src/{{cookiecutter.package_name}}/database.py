@@ -3,6 +3,7 @@ code, and schema migrations."""
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
@@ -39,6 +40,8 @@ MIGRATIONS = "{{ cookiecutter.package_name }}:migrations"
 POOL_SIZE = 5
 #: Threads per event loop for run_query's reads from a networked database.
 READ_THREADS = 3
+#: Tries at switching a new sqlite file to WAL while other processes open it too.
+WAL_ATTEMPTS = 100
 #: Databases that live in this process: run_query runs their queries inline.
 IN_PROCESS = frozenset({"sqlite"})
 #: PostgreSQL advisory lock key held while migrating or making a signing key (any
@@ -123,7 +126,18 @@ def _create_private_file(url: str) -> None:
 def _configure_sqlite(connection: Any, _record: object) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL is a property of the file: the first connection sets it. Switching takes
+    # the file to itself without waiting for others (busy_timeout does not apply),
+    # so processes opening a new file at once try again until it is set.
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except connection.OperationalError:
+            if attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
     cursor.close()
 
 
