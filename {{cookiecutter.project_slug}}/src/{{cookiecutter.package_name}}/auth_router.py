@@ -1,5 +1,5 @@
-"""Logging in and out: the OAuth2 token endpoint, its JSON twins, logout, and
-password reset by email."""
+"""Logging in and out (the OAuth2 token endpoint, its JSON twins, logout), the
+links mailed for password reset and email verification, and the published keys."""
 
 from typing import Annotated
 
