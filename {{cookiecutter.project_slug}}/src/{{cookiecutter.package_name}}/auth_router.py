@@ -14,6 +14,15 @@ UNAUTHORIZED = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many failed logins"},
 }
+#: What the routes that ask for a mailed link, and those that take its token, may
+#: answer besides their own.
+MAIL_REQUESTS = {
+    status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"}
+}
+TOKEN_REFUSED = {
+    status.HTTP_400_BAD_REQUEST: {"description": "Invalid or expired token"},
+    status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many tries"},
+}
 
 
 @router.post("/token", responses=UNAUTHORIZED)
@@ -65,7 +74,7 @@ VERIFICATION_ASKED = "If your address needs it, a verification link is on its wa
 @router.post(
     "/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"}},
+    responses=MAIL_REQUESTS,
 )
 async def ask_password_reset(
     body: PasswordResetRequest, request: Request, background: BackgroundTasks
@@ -80,10 +89,7 @@ async def ask_password_reset(
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        status.HTTP_400_BAD_REQUEST: {"description": "Invalid or expired token"},
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many tries"},
-    },
+    responses=TOKEN_REFUSED,
 )
 async def confirm_password_reset(
     body: PasswordResetConfirm, request: Request
@@ -96,10 +102,7 @@ async def confirm_password_reset(
 @router.post(
     "/verify-email",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        status.HTTP_400_BAD_REQUEST: {"description": "Invalid or expired token"},
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many tries"},
-    },
+    responses=TOKEN_REFUSED,
 )
 def confirm_email(body: EmailVerification, request: Request) -> Response:
     """Confirm the address the token was mailed to (it must still be the user's)."""
@@ -110,8 +113,7 @@ def confirm_email(body: EmailVerification, request: Request) -> Response:
 @router.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=UNAUTHENTICATED
-    | {status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"}},
+    responses=UNAUTHENTICATED | MAIL_REQUESTS,
 )
 def resend_verification(
     user: CurrentUser, request: Request, background: BackgroundTasks

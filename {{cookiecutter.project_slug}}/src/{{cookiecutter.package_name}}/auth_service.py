@@ -148,10 +148,7 @@ def _store_password(user_id: int, new_hash: str, places: list[Place]) -> None:
     """The new hash, the end of every login and the throttle's success: one
     transaction."""
     with SessionLocal.begin() as session:
-        session.execute(
-            update(User).where(User.id == user_id).values(hashed_password=new_hash)
-        )
-        password_changed(session, user_id)
+        set_password(session, user_id, new_hash)
         succeeded(session.connection(), places)
 
 
@@ -184,7 +181,7 @@ def refresh(session: Session, refresh_token: str) -> Token:
         select(RefreshToken, AuthSession, User)
         .join(AuthSession, RefreshToken.session_id == AuthSession.id)
         .join(User, AuthSession.user_id == User.id)
-        .where(RefreshToken.token_hash == _digest(refresh_token))
+        .where(RefreshToken.token_hash == token_digest(refresh_token))
     ).one_or_none()
     if found is None:
         raise InvalidRefreshTokenError
@@ -214,7 +211,7 @@ def logout(session: Session, refresh_token: str) -> None:
     """Revoke the login ``refresh_token`` belongs to (unknown tokens are ignored;
     the caller commits)."""
     session_id = select(RefreshToken.session_id).where(
-        RefreshToken.token_hash == _digest(refresh_token)
+        RefreshToken.token_hash == token_digest(refresh_token)
     )
     ended = session.execute(
         update(AuthSession)
@@ -237,9 +234,13 @@ def revoke_all_sessions(session: Session, user_id: int) -> None:
     )
 
 
-def password_changed(session: Session, user_id: int) -> None:
-    """A new password voids what the old one gave: every login of the user ends,
-    and their unused password reset tokens stop working."""
+def set_password(session: Session, user_id: int, new_hash: str) -> None:
+    """Store the user's new password hash. A new password voids what the old one
+    gave: every login of the user ends, and their unused password reset tokens
+    stop working."""
+    session.execute(
+        update(User).where(User.id == user_id).values(hashed_password=new_hash)
+    )
     revoke_all_sessions(session, user_id)
     session.execute(
         update(OneTimeToken)
@@ -301,7 +302,7 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
     lifetime = timedelta(days=settings.refresh_token_expire_days)
     session.add(
         RefreshToken(
-            token_hash=_digest(refresh_token),
+            token_hash=token_digest(refresh_token),
             session_id=auth_session.id,
             expires_at=utcnow() + lifetime,
         )
@@ -317,5 +318,6 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
     )
 
 
-def _digest(refresh_token: str) -> str:
-    return hashlib.sha256(refresh_token.encode()).hexdigest()
+def token_digest(token: str) -> str:
+    """How a token given to a client is stored: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -9,7 +9,6 @@ A mail server that is down or answers "try later" is tried again with a growing
 wait, for a bounded time; a mail the server accepted is not sent again.
 """
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from anyio import to_thread
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="MailRequest, OneTimeToken", auth_service="password_changed", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
 
 RESET = "password_reset"
 VERIFY = "email_verification"
@@ -69,7 +68,7 @@ def verify_email(token: str, client: str | None) -> None:
     with SessionLocal.begin() as session:
         address = session.scalar(
             update(OneTimeToken)
-            .where(*_usable(VERIFY, _digest(token)))
+            .where(*_usable(VERIFY, token_digest(token)))
             .values(used_at=utcnow())
             .returning(OneTimeToken.email)
         )
@@ -105,7 +104,7 @@ def _attempt(purpose: str, token: str, client: str | None) -> tuple[list[Place],
     places = reserve(token_try_limits(client))
     with SessionLocal() as session:
         user_id = session.scalar(
-            select(OneTimeToken.user_id).where(*_usable(purpose, _digest(token)))
+            select(OneTimeToken.user_id).where(*_usable(purpose, token_digest(token)))
         )
     if user_id is None:
         raise InvalidLinkTokenError
@@ -118,15 +117,12 @@ def _reset(token: str, user_id: int, new_hash: str, places: list[Place]) -> None
     with SessionLocal.begin() as session:
         used = session.execute(
             update(OneTimeToken)
-            .where(*_usable(RESET, _digest(token)))
+            .where(*_usable(RESET, token_digest(token)))
             .values(used_at=utcnow())
         ).rowcount
         if not used:  # used by a concurrent request since
             raise InvalidLinkTokenError
-        session.execute(
-            update(User).where(User.id == user_id).values(hashed_password=new_hash)
-        )
-        password_changed(session, user_id)
+        set_password(session, user_id, new_hash)
         succeeded(session.connection(), places)
 
 
@@ -196,7 +192,7 @@ def _mail_with_a_new_token(session: Session, purpose: str, user: User) -> Mail:
     address = user.email or ""
     session.add(
         OneTimeToken(
-            token_hash=_digest(token),
+            token_hash=token_digest(token),
             user_id=user.id,
             purpose=purpose,
             email=address,
@@ -241,7 +237,3 @@ def _give_up(request: MailRequest, user_id: int, reason: str) -> None:
 def _finish(request: MailRequest) -> None:
     with SessionLocal.begin() as session:
         session.execute(delete(MailRequest).where(MailRequest.id == request.id))
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -60,7 +60,7 @@ def send(mail: Mail) -> None:
                 server.login(
                     settings.smtp_user, settings.smtp_password.get_secret_value()
                 )
-            refused = server.send_message(message)
+            server.send_message(message)  # to one recipient: refused, it raises
     except smtplib.SMTPRecipientsRefused as error:
         codes = [code for code, _ in error.recipients.values()]
         raise _by_code(codes, "recipient refused") from None
@@ -68,8 +68,6 @@ def send(mail: Mail) -> None:
         raise _by_code([error.smtp_code], "refused") from None
     except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as error:
         raise PermanentMailError(type(error).__name__) from None
-    if refused:
-        raise _by_code([code for code, _ in refused.values()], "recipient refused")
 
 
 def tls_context() -> ssl.SSLContext:
