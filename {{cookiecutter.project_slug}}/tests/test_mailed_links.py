@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="deliver_mails") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="deliver_mails, request_verification", user_models="User") }}
 
 from .conftest import PASSWORD, bearer, login_statuses, start_login
 
@@ -424,3 +424,28 @@ def test_logins_can_require_a_verified_address(
     client.post("/verify-email/resend", headers=bearer(alice["tokens"]["access_token"]))
     assert verify(client, mailed_token(inbox)) == 204
     assert client.post("/token", data=form).status_code == 200
+
+
+def test_a_password_change_ends_reset_links_but_not_a_verification_link(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    headers = bearer(alice["tokens"]["access_token"])
+    client.post("/verify-email/resend", headers=headers)
+    verification = mailed_token(inbox)
+    ask(client)
+    reset = mailed_token(inbox)
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    changed = client.post("/users/me/password", json=change, headers=headers)
+    assert changed.status_code == 204
+    assert (confirm(client, reset), verify(client, verification)) == (400, 204)
+
+
+def test_no_verification_mail_goes_to_an_address_verified_meanwhile(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    request_verification("alice@example.com")  # stored, not sent yet
+    with SessionLocal.begin() as session:
+        session.execute(update(User).values(is_verified=True))
+    assert deliver_mails() == 1
+    assert inbox.messages == []
+    assert pending() == []

@@ -65,6 +65,11 @@ class StoredKey(Base):
     retired_at: Mapped[datetime | None]
 
 
+#: What a mailed token is for (OneTimeToken.purpose, MailRequest.purpose).
+RESET_LINK = "password_reset"
+VERIFICATION_LINK = "email_verification"
+
+
 class OneTimeToken(Base):
     """A token mailed to a user's ``email`` for one purpose ("password_reset",
     "email_verification"), stored only as its SHA-256; ``used_at`` is set when it

@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="AuthSession, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="RESET_LINK, AuthSession, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
@@ -244,7 +244,11 @@ def set_password(session: Session, user_id: int, new_hash: str) -> None:
     revoke_all_sessions(session, user_id)
     session.execute(
         update(OneTimeToken)
-        .where(OneTimeToken.user_id == user_id, OneTimeToken.used_at.is_(None))
+        .where(
+            OneTimeToken.user_id == user_id,
+            OneTimeToken.purpose == RESET_LINK,
+            OneTimeToken.used_at.is_(None),
+        )
         .values(used_at=utcnow())
     )
 

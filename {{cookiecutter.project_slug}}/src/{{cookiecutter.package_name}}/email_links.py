@@ -16,10 +16,8 @@ from anyio import to_thread
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
+{{ imports(auth_models="VERIFICATION_LINK, RESET_LINK, MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
 
-RESET = "password_reset"
-VERIFY = "email_verification"
 #: How long a verification link works.
 VERIFICATION_LIFETIME = timedelta(days=2)
 #: Tries of one mail, and the wait before the first retry (doubled each time, at
@@ -42,20 +40,20 @@ async def request_reset(email: str, client: str | None) -> None:
     if not settings.password_reset_url:
         log_event("password_reset_off", client=client)
         return
-    await to_thread.run_sync(_store_request, RESET, email, client)
+    await to_thread.run_sync(_store_request, RESET_LINK, email, client)
 
 
 def request_verification(email: str, client: str | None = None) -> None:
     """Store a request for a verification mail to ``email`` (throttled when a
     client asks for it again); sent later, if the address still needs it."""
     if settings.email_verification_url:
-        _store_request(VERIFY, email, client)
+        _store_request(VERIFICATION_LINK, email, client)
 
 
 async def confirm_reset(token: str, new_password: str, client: str | None) -> None:
     """Set ``new_password`` for the user ``token`` was mailed to and end all their
     logins; raises InvalidLinkTokenError (tries are throttled per address)."""
-    places, user_id = await to_thread.run_sync(_attempt, RESET, token, client)
+    places, user_id = await to_thread.run_sync(_attempt, RESET_LINK, token, client)
     new_hash = await hash_password(new_password)
     await to_thread.run_sync(_reset, token, user_id, new_hash, places)
     log_event("password_reset", user_id=user_id, client=client)
@@ -64,11 +62,11 @@ async def confirm_reset(token: str, new_password: str, client: str | None) -> No
 def verify_email(token: str, client: str | None) -> None:
     """Mark the address ``token`` was mailed to as verified, if it is still the
     user's; raises InvalidLinkTokenError (tries are throttled per address)."""
-    places, user_id = _attempt(VERIFY, token, client)
+    places, user_id = _attempt(VERIFICATION_LINK, token, client)
     with SessionLocal.begin() as session:
         address = session.scalar(
             update(OneTimeToken)
-            .where(*_usable(VERIFY, token_digest(token)))
+            .where(*_usable(VERIFICATION_LINK, token_digest(token)))
             .values(used_at=utcnow())
             .returning(OneTimeToken.email)
         )
@@ -117,7 +115,7 @@ def _reset(token: str, user_id: int, new_hash: str, places: list[Place]) -> None
     with SessionLocal.begin() as session:
         used = session.execute(
             update(OneTimeToken)
-            .where(*_usable(RESET, token_digest(token)))
+            .where(*_usable(RESET_LINK, token_digest(token)))
             .values(used_at=utcnow())
         ).rowcount
         if not used:  # used by a concurrent request since
@@ -164,9 +162,13 @@ def _deliver(request: MailRequest) -> None:
                 User.is_active.is_(True),
             )
         )
-        mail = None
-        if user is not None and not (request.purpose == VERIFY and user.is_verified):
-            mail = _mail_with_a_new_token(session, request.purpose, user)
+        # A verification mail is not wanted once the address is verified.
+        wanted = user is not None and not (
+            request.purpose == VERIFICATION_LINK and user.is_verified
+        )
+        mail = (
+            _mail_with_a_new_token(session, request.purpose, user) if wanted else None
+        )
     if user is None or mail is None:  # no one (any longer) to send it to
         _finish(request)
         return
@@ -184,7 +186,7 @@ def _deliver(request: MailRequest) -> None:
 def _mail_with_a_new_token(session: Session, purpose: str, user: User) -> Mail:
     """The mail for ``purpose``, with a link whose token is stored here."""
     token = secrets.token_urlsafe(32)
-    if purpose == RESET:
+    if purpose == RESET_LINK:
         lifetime = timedelta(minutes=settings.password_reset_token_minutes)
         url = settings.password_reset_url or ""
     else:
