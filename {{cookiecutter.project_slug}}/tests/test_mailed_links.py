@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="deliver_mails, request_verification", user_models="User") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", user_models="User") }}
 
 from .conftest import PASSWORD, bearer, login_statuses, start_login
 
@@ -252,6 +252,41 @@ def test_a_mail_server_that_is_down_is_tried_again_and_the_mail_sent_once(
     assert confirm(client, mailed_token(inbox)) == 204
     assert pending() == []
     assert "token=" not in caplog.text
+
+
+def test_a_mail_server_away_for_good_is_given_up_after_the_last_try(
+    client: TestClient,
+    alice: dict,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(settings, "smtp_port", free_port())  # nobody listens
+    assert ask(client) == 202
+    due = {"attempts": MAX_ATTEMPTS - 1, "next_attempt_at": datetime.now(UTC)}
+    with SessionLocal.begin() as session:
+        session.execute(update(MailRequest).values(**due))
+    with caplog.at_level(logging.INFO):
+        assert deliver_mails() == 1
+    (failed,) = [r.fields for r in caplog.records if r.msg == "mail_failed"]
+    assert f"{MAX_ATTEMPTS} tries" in failed["reason"]
+    assert pending() == []
+
+
+def test_without_a_reset_page_no_reset_mail_is_sent(
+    client: TestClient,
+    alice: dict,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(settings, "password_reset_url", None)
+    with caplog.at_level(logging.INFO):
+        assert ask(client) == 202
+    assert [r.msg for r in caplog.records if r.msg.startswith("password_reset")] == [
+        "password_reset_off"
+    ]
+    assert (inbox.messages, pending()) == ([], [])
 
 
 def test_a_refused_mail_is_given_up_and_logged_without_its_link(
