@@ -422,6 +422,9 @@ def test_a_new_address_is_unverified_until_its_own_link_is_opened(
     new = {"email": "alice@new.example"}
     assert client.patch("/users/me", json=new, headers=headers).status_code == 200
     new_token = mailed_token(inbox)  # sent to the new address
+    recased = {"email": "Alice@New.example"}  # the same address: no new link
+    assert client.patch("/users/me", json=recased, headers=headers).status_code == 200
+    assert inbox.messages == []
     assert verify(client, old_token) == 400  # for the old address
     assert verify(client, new_token) == 204
     assert me(client, alice["tokens"]["access_token"])["is_verified"] is True

@@ -106,7 +106,7 @@ def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
     values = changes.model_dump(exclude_unset=True)
     if values.get("email") is not None:
         check_email_free(session, values["email"], user.id)
-    if "email" in values and not _same_address(values["email"], user.email):
+    if "email" in values and not same_address(values["email"], user.email):
         user.is_verified = False
     for field, value in values.items():
         setattr(user, field, value)
@@ -118,7 +118,8 @@ def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
     return user
 
 
-def _same_address(one: str | None, other: str | None) -> bool:
+def same_address(one: str | None, other: str | None) -> bool:
+    """Whether two email addresses (or none) are one, whatever their case."""
     return (one or "").lower() == (other or "").lower()
 
 

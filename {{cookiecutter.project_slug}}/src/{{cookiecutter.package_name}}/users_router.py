@@ -5,7 +5,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", email_links="deliver_mails, request_verification", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_service="change_password, revoke_all_sessions", email_links="deliver_mails, request_verification", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, same_address, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -62,7 +62,7 @@ def verify_new_address(
 ) -> None:
     """A verification mail to the user's address if it is new (sent after the
     answer)."""
-    if user.email and user.email != previous:
+    if user.email and not same_address(user.email, previous):
         request_verification(user.email)
         background.add_task(deliver_mails)
 
