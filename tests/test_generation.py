@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from .hooks import extension
-from .support import Baked, read_env_file, run, schema_errors, variant_params
+from .roles import differences
+from .support import OPTIONS, Baked, Bakery, read_env_file, run, schema_errors, variant_params
 
 pytestmark = pytest.mark.parametrize("variant", variant_params())
 
@@ -55,6 +56,17 @@ def test_every_module_is_where_the_structure_puts_it(baked: Baked) -> None:
     for folder in {p.parent for p in baked.package_dir.rglob("*.py")}:
         if "migrations" not in folder.parts:
             assert (folder / "__init__.py").exists(), folder
+
+
+def test_a_structure_moves_code_and_never_changes_it(baked: Baked, bakery: Bakery) -> None:
+    """The project of the next structure (same answers otherwise) is this one with its
+    modules moved: read with every module named by its role, each file is the same,
+    apart from the README that describes the structure, the fresh secret, and the
+    empty ``__init__.py`` of the folders a structure adds."""
+    structures = OPTIONS["structure"]
+    following = structures[(structures.index(baked.answers["structure"]) + 1) % len(structures)]
+    moved = bakery.bake(**{**baked.answers, "structure": following})
+    assert differences(baked, moved) == []
 
 
 def test_no_module_shares_the_package_name(baked: Baked) -> None:
