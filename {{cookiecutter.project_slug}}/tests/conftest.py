@@ -6,6 +6,7 @@ The environment is set before the service is imported, hence the late imports.
 """
 
 import base64
+import gc
 import json
 import os
 import tempfile
@@ -38,6 +39,12 @@ from .cheap_hashing import cheap
 FAST_HASHERS = cheap(passwords.password_hash).hashers
 
 PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_finish() -> None:
+    """The service and the tests, now imported, live as long as the run: keep the
+    garbage collector from walking all of them again at every full collection."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
