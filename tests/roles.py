@@ -21,8 +21,8 @@ def differences(first: Baked, second: Baked) -> list[str]:
 
 
 def _read(project: Baked) -> dict[str, str]:
-    """{key: text read by role} of every file that can differ between structures.
-    The empty ``__init__.py`` of each folder a structure adds are left out."""
+    """{key: text read by role} of each file of ``project`` but those that differ
+    by design, and the empty ``__init__.py`` of the folders a structure adds."""
     roles = Roles(project.package, project.answers["structure"])
     read = {}
     for path in sorted(project.path.rglob("*")):
