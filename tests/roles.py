@@ -61,12 +61,12 @@ class Roles:
     def read(self, text: str) -> str:
         """``text`` with every import reduced to the names it binds and what they are,
         one per line (``from pkg.core import config`` and ``from pkg import config``
-        read the same), each run of imports sorted (each structure sorts and wraps
-        its imports by its own module names), then every module name or file path
-        replaced by its role."""
+        read the same), every module name or file path replaced by its role, and
+        each run of imports sorted (each structure sorts and wraps its imports by
+        its own module names)."""
         text = IMPORT.sub(self._bindings, text)
-        text = re.sub(r"(?:^[ \t]*import .*\n)+", _sorted_lines, text, flags=re.MULTILINE)
-        return self._names.sub(lambda m: self.modules.get(m[0]) or self.files[m[0]], text)
+        text = self._names.sub(lambda m: self.modules.get(m[0]) or self.files[m[0]], text)
+        return re.sub(r"(?:^[ \t]*import .*\n)+", _sorted_lines, text, flags=re.MULTILINE)
 
     def _bindings(self, match: re.Match[str]) -> str:
         indent, module, names = match[1], match[2], match[3] or match[4]
