@@ -123,6 +123,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:
+    """The fields of each ``event`` line the service logged."""
+    return [record.fields for record in caplog.records if record.msg == event]
+
+
 def b64(data: bytes) -> str:
     """Unpadded base64url, as JWT segments are written."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -27,7 +27,16 @@ from sqlalchemy import delete, func, select
 
 {{ imports(auth_models="StoredKey", config="Algorithm, settings", database="SessionLocal, utcnow", keys="", tokens="create_access_token") }}
 
-from .conftest import PASSWORD, b64, bearer, login, me_status, token_part, unb64
+from .conftest import (
+    PASSWORD,
+    b64,
+    bearer,
+    logged,
+    login,
+    me_status,
+    token_part,
+    unb64,
+)
 
 CLI = "{{ cookiecutter.package_name }}.__main__"
 
@@ -425,8 +434,8 @@ def test_a_key_this_replica_cannot_decrypt_is_a_503_that_the_log_explains(
     with caplog.at_level(logging.INFO):
         response = client.post("/login", json=credentials)
     assert response.status_code == 503
-    (reason,) = [r.fields["reason"] for r in caplog.records if r.msg == "cannot_sign"]
-    assert "another SECRET_KEY" in reason
+    (cannot_sign,) = logged(caplog, "cannot_sign")
+    assert "another SECRET_KEY" in cannot_sign["reason"]
 
 
 def test_a_new_algorithm_signs_with_a_new_key_and_old_tokens_still_verify(

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 {{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", user_models="User") }}
 
-from .conftest import PASSWORD, bearer, login_statuses, start_login
+from .conftest import PASSWORD, bearer, logged, login_statuses, start_login
 
 RESET_URL = "https://app.example/reset?token={token}"
 VERIFY_URL = "https://app.example/verify?token={token}"
@@ -240,7 +240,7 @@ def test_a_mail_server_that_is_down_is_tried_again_and_the_mail_sent_once(
     (request,) = pending()
     assert request.attempts == 1
     assert request.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
-    (retry,) = [r.fields for r in caplog.records if r.msg == "mail_retry"]
+    (retry,) = logged(caplog, "mail_retry")
     assert retry["error"] == "ConnectionRefusedError"
 
     monkeypatch.setattr(settings, "smtp_port", port)  # back
@@ -268,7 +268,7 @@ def test_a_mail_server_away_for_good_is_given_up_after_the_last_try(
         session.execute(update(MailRequest).values(**due))
     with caplog.at_level(logging.INFO):
         assert deliver_mails() == 1
-    (failed,) = [r.fields for r in caplog.records if r.msg == "mail_failed"]
+    (failed,) = logged(caplog, "mail_failed")
     assert f"{MAX_ATTEMPTS} tries" in failed["reason"]
     assert pending() == []
 
@@ -298,9 +298,7 @@ def test_a_refused_mail_is_given_up_and_logged_without_its_link(
     with caplog.at_level(logging.INFO):
         assert ask(client, "refused@example.com") == 202
     (failed,) = [
-        r.fields
-        for r in caplog.records
-        if r.msg == "mail_failed" and r.fields["purpose"] == "password_reset"
+        f for f in logged(caplog, "mail_failed") if f["purpose"] == "password_reset"
     ]
     assert "550" in failed["reason"]
     assert pending() == []
@@ -318,9 +316,9 @@ def test_without_a_mail_server_the_mail_goes_to_the_log(
     monkeypatch.setattr(settings, "smtp_host", None)
     with caplog.at_level(logging.INFO):
         assert ask(client) == 202
-    (logged,) = [r.fields for r in caplog.records if r.msg == "mail"]
-    assert logged["to"] == "alice@example.com"
-    token = LINK.search(logged["text"])
+    (mail,) = logged(caplog, "mail")
+    assert mail["to"] == "alice@example.com"
+    token = LINK.search(mail["text"])
     assert token and confirm(client, token[1]) == 204
     assert inbox.messages == []
 
