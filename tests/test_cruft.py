@@ -1,9 +1,10 @@
 """Living projects: a project made with `cruft create` from an earlier commit of this
-template, whose structure map differs from today's, takes today's template with
-`cruft update`: without conflicts, keeping its owner's edits and its own .env, and
-ending up exactly like a project generated today (so its own tests pass, as that
-project's do). One variant per structure, as the structure decides where each
-template file lands."""
+template takes today's template with `cruft update`: without conflicts, keeping its
+owner's edits and its own .env, and ending up exactly like a project generated
+today. One variant per structure, as the structure decides where each template
+file lands, from each of two earlier commits: one whose structure map differs from
+today's, and one from before .env was left to the project (its update follows the
+README's one-line step, and its own tests then pass with that release's .env)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,23 @@ import json
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .support import TEMPLATE, Baked, run, variant_params
-
-pytestmark = pytest.mark.parametrize("variant", variant_params(one_per="structure"))
+from .support import TEMPLATE, Baked, Environment, clean_env, run, variant_params
 
 GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
 CRUFT = [sys.executable, "-m", "cruft"]
 
-#: A commit of this repository whose structure map (local_extensions.LAYOUTS) lacks
-#: roles that today's has: rendering today's templates with its helpers would fail.
-EARLIER = "972d6d9"
+#: A commit whose structure map (local_extensions.LAYOUTS) lacks roles that today's
+#: has: rendering today's templates with its helpers would fail.
+OTHER_MAP = "972d6d9"
+#: A commit whose projects do not list .env under [tool.cruft] skip: cruft patches
+#: their .env unless it is out of the way (the README's step), and that .env still
+#: says HS256 and the other settings of its day.
+ENV_NOT_SKIPPED = "c471223"
 OWNERS_LINE = "\n# the owner's own line\n"
 
 
@@ -35,13 +39,13 @@ def commit(repository: Path, message: str) -> None:
     run([*GIT, "commit", "--quiet", "--message", message], cwd=repository)
 
 
-def template_repository(root: Path) -> Path:
-    """A new repository holding this template's EARLIER commit."""
+def template_repository(root: Path, earlier: str) -> Path:
+    """A new repository holding this template's ``earlier`` commit."""
     archive = subprocess.run(
-        ["git", "archive", EARLIER], cwd=TEMPLATE, capture_output=True, check=False
+        ["git", "archive", earlier], cwd=TEMPLATE, capture_output=True, check=False
     )
     if archive.returncode:
-        pytest.fail(f"commit {EARLIER} not found: a clone with its history is needed")
+        pytest.fail(f"commit {earlier} not found: a clone with its history is needed")
     repository = root / "template"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(repository, filter="data")
@@ -74,10 +78,31 @@ def differences(left: Path, right: Path, ignore: list[str]) -> list[str]:
     return sorted(found)
 
 
+def cruft_update(project: Path) -> None:
+    """`cruft update`, with .env out of the way if the project does not skip it (the
+    README's step for projects generated before 2026-11-21)."""
+    if "[tool.cruft]" in (project / "pyproject.toml").read_text():
+        run([*CRUFT, "update", "--skip-apply-ask"], cwd=project)
+        return
+    kept = project / ".git" / "env-kept"
+    (project / ".env").rename(kept)
+    try:
+        run([*CRUFT, "update", "--skip-apply-ask"], cwd=project)
+    finally:
+        kept.rename(project / ".env")
+
+
+@pytest.mark.parametrize("earlier", [OTHER_MAP, ENV_NOT_SKIPPED])
+@pytest.mark.parametrize("variant", variant_params(one_per="structure"))
 def test_cruft_update_from_an_earlier_template_matches_todays_and_keeps_the_owners_edits(
-    variant: dict[str, str], baked: Baked, tmp_path: Path
+    earlier: str,
+    variant: dict[str, str],
+    baked: Baked,
+    env: Environment,
+    database_url: Callable[[str], str],
+    tmp_path: Path,
 ) -> None:
-    template = template_repository(tmp_path)
+    template = template_repository(tmp_path, earlier)
     run(
         [
             *CRUFT,
@@ -106,7 +131,7 @@ def test_cruft_update_from_an_earlier_template_matches_todays_and_keeps_the_owne
         [*CRUFT, "check"], cwd=project, capture_output=True, text=True, check=False
     )
     assert outdated.returncode == 1, outdated.stdout
-    run([*CRUFT, "update", "--skip-apply-ask"], cwd=project)
+    cruft_update(project)
 
     assert not list(project.rglob("*.rej")), "cruft update left conflicts"
     assert main_module.read_text().endswith(OWNERS_LINE)
@@ -115,3 +140,16 @@ def test_cruft_update_from_an_earlier_template_matches_todays_and_keeps_the_owne
     main_module.write_text(main_module.read_text().removesuffix(OWNERS_LINE))
     ignore = [".git", ".env", ".cruft.json", "__pycache__", ".venv"]
     assert differences(project, baked.path, ignore) == []
+
+    if earlier == ENV_NOT_SKIPPED:  # its own tests, beside that release's .env
+        assert "ALGORITHM=HS256" in secret_env
+        overrides = {"PYTHONPATH": str(project / "src"), "PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
+        if baked.answers["database"] == "postgresql":
+            overrides["TEST_DATABASE_URL"] = database_url("cruft")
+        result = run(
+            [env.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=project,
+            env=clean_env(baked, **overrides),
+        )
+        assert " passed" in result.stdout
+        assert "failed" not in result.stdout

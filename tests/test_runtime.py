@@ -23,6 +23,8 @@ from pathlib import Path
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
 
@@ -34,25 +36,83 @@ from .support import (
     forge_header,
     free_port,
     http,
+    read_env_file,
     run,
     variant_params,
 )
 
 
+def team_settings(folder: Path) -> dict[str, str]:
+    """What a production team might set: another value than the default for every
+    setting a project reads (its .env.example lists them), and a valid whole."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "team-" + base64.urlsafe_b64encode(bytes(range(48))).decode(),
+        "DATABASE_URL": f"sqlite:///{folder / 'team.db'}",
+        "ALGORITHM": "RS256",
+        "PRIVATE_KEY": pem.decode().replace("\n", "\\n"),  # PRIVATE_KEY_FILE: one of two
+        "ACCESS_TOKEN_EXPIRE_MINUTES": "5",
+        "REFRESH_TOKEN_EXPIRE_DAYS": "1",
+        "JWT_ISSUER": "team-issuer",
+        "JWT_AUDIENCE": "team-api",
+        "AUTO_MIGRATE": "false",
+        "FIRST_SUPERUSER": "root",
+        "FIRST_SUPERUSER_PASSWORD": "first superuser password of the team",
+        "LOGIN_MAX_FAILURES": "1",
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": "2",
+        "LOGIN_FAILURE_WINDOW_SECONDS": "60",
+        "REGISTRATION_MAX_PER_HOUR": "1",
+        "MAX_SESSIONS_PER_USER": "1",
+        "MAX_BODY_BYTES": "100",
+        "FORWARDED_ALLOW_IPS": "*",
+        "PURGE_INTERVAL_SECONDS": "1",
+        "CORS_ORIGINS": "https://app.team.example",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "9",
+        "SMTP_USER": "team",
+        "SMTP_PASSWORD": "team mail password",
+        "SMTP_SECURITY": "tls",
+        "EMAIL_FROM": "auth@team.example",
+        "PASSWORD_RESET_URL": "https://app.team.example/reset?token={token}",
+        "PASSWORD_RESET_TOKEN_MINUTES": "5",
+        "EMAIL_VERIFICATION_URL": "https://app.team.example/verify?token={token}",
+        "REQUIRE_VERIFIED_EMAIL": "true",
+        "MAIL_REQUESTS_MAX_PER_HOUR": "1",
+    }
+
+
 @pytest.mark.parametrize("variant", variant_params())
-def test_own_test_suite_passes(
+def test_own_test_suite_passes_whatever_the_teams_settings(
     baked: Baked, env: Environment, database_url: Callable[[str], str], tmp_path: Path
 ) -> None:
+    """Its own tests choose the settings they rely on: a .env and an environment
+    that set every setting otherwise change nothing."""
+    settings = team_settings(tmp_path)
+    assert set(read_env_file(baked.path / ".env.example")) - {"PRIVATE_KEY_FILE"} == set(
+        settings
+    ), "team_settings must set every setting the project reads"
     # Its own temporary root: pytest would otherwise sweep old runs (whole
     # environments of this suite) out of the shared one, every time.
-    overrides = {"PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
+    overrides = {**settings, "PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
     if baked.answers["database"] == "postgresql":
         overrides["TEST_DATABASE_URL"] = database_url("tests")
-    result = run(
-        [env.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=baked.path,
-        env=clean_env(baked, **overrides),
-    )
+    env_file = baked.path / ".env"
+    generated = env_file.read_text()
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+    try:
+        result = run(
+            [env.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=baked.path,
+            env=clean_env(baked, **overrides),
+        )
+    finally:
+        env_file.write_text(generated)
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout
 

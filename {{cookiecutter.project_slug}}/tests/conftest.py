@@ -1,17 +1,23 @@
 """Test set-up: a throwaway database, a fixed secret and cheap password hashing.
 
-Runs on a temporary sqlite file by default (on the RAM disk where there is one); set TEST_DATABASE_URL to run the
-same tests against PostgreSQL (the database must exist and may be empty).
-The environment is set before the service is imported, hence the late imports.
+Runs on a temporary sqlite file by default (on the RAM disk where there is one);
+set TEST_DATABASE_URL to run the same tests against PostgreSQL (the database must
+exist and may be empty).
+
+The tests choose every setting they rely on: neither the project's .env nor a
+setting in the developer's environment changes what they see. The service reads
+its settings once, when its config is first imported, hence the late imports.
 """
 
 import base64
+import contextlib
 import gc
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -21,12 +27,24 @@ RAM_DISK = Path("/dev/shm")  # noqa: S108
 _tmp = tempfile.TemporaryDirectory(
     prefix="service-tests-", dir=RAM_DISK if RAM_DISK.is_dir() else None
 )
-os.environ.update(
-    ENVIRONMENT="test",
-    SECRET_KEY="test-secret-key-that-is-long-enough-for-hs512-0123456789-abcdefghij",
-    DATABASE_URL=os.environ.get("TEST_DATABASE_URL")
+#: The settings the tests start from; every other setting has its default.
+TEST_SETTINGS = {
+    "ENVIRONMENT": "test",
+    "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs512-0123456789-abcdefghij",
+    "DATABASE_URL": os.environ.get("TEST_DATABASE_URL")
     or f"sqlite:///{Path(_tmp.name) / 'test.db'}",
-)
+}
+
+# Read with nothing else in the environment, from a folder with no .env...
+with (
+    contextlib.chdir(_tmp.name),
+    mock.patch.dict(os.environ, TEST_SETTINGS, clear=True),
+):
+    {{ imports(config="Settings") | indent(4) }}
+# ...and the same for the settings tests make themselves.
+for name in [name for name in os.environ if name.lower() in Settings.model_fields]:
+    del os.environ[name]
+os.environ.update(TEST_SETTINGS)
 
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
