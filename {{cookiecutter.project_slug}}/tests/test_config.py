@@ -147,3 +147,20 @@ def test_cors_origins_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) 
         "https://a.example",
         "https://b.example",
     ]
+
+
+def test_the_issuer_is_a_url_and_the_public_url_by_default() -> None:
+    settings = make(environment="test", public_url="https://auth.example.com/")
+    assert settings.public_url == settings.jwt_issuer == "https://auth.example.com"
+    for issuer in ["auth-service", "ftp://auth.example.com", "https://x.example?a=b"]:
+        with pytest.raises(ValidationError, match="jwt_issuer"):
+            make(environment="test", jwt_issuer=issuer)
+
+
+@pytest.mark.parametrize("name", ["public_url", "jwt_issuer"])
+def test_production_wants_https_urls_but_for_this_machine(name: str) -> None:
+    with pytest.raises(ValidationError, match=f"{name.upper()} must be an https URL"):
+        make(environment="production", secret_key=STRONG, **{name: "http://a.example"})
+    trusted = ["https://auth.example.com", "http://localhost:8000", "http://[::1]"]
+    for url in trusted:
+        assert make(environment="production", secret_key=STRONG, **{name: url})

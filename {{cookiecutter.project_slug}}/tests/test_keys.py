@@ -34,6 +34,7 @@ from .conftest import (
     logged,
     login,
     me_status,
+    start_login,
     token_part,
     unb64,
 )
@@ -182,27 +183,29 @@ def test_a_private_key_that_cannot_sign_is_refused_without_showing_it(
     assert "PRIVATE KEY" not in str(refused.value)
 
 
-def test_server_metadata_says_where_tokens_and_keys_are(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+def test_server_metadata_comes_from_the_settings_whatever_the_request_says(
+    client: TestClient, user: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Named from the request while JWT_ISSUER is not a URL: for this caller only.
     answer = client.get("/.well-known/oauth-authorization-server")
     metadata = answer.json()
-    assert metadata["issuer"] == settings.jwt_issuer
-    assert metadata["token_endpoint"] == "http://testserver/token"
-    assert metadata["jwks_uri"] == "http://testserver/.well-known/jwks.json"
+    assert metadata["issuer"] == settings.jwt_issuer == settings.public_url
+    assert metadata["token_endpoint"] == "http://localhost:8000/token"
+    assert metadata["jwks_uri"] == "http://localhost:8000/.well-known/jwks.json"
     assert metadata["grant_types_supported"] == ["password", "refresh_token"]
-    assert answer.headers["cache-control"] == "no-store"
-    assert client.get(metadata["jwks_uri"]).status_code == 200
+    assert answer.headers["cache-control"] == "public, max-age=300"
 
-    # From JWT_ISSUER when it is one, whatever Host the request names.
-    monkeypatch.setattr(settings, "jwt_issuer", "https://auth.example.com")
+    # The issuer is the tokens' iss; the endpoints are at PUBLIC_URL, and no Host
+    # header moves them.
+    monkeypatch.setattr(settings, "jwt_issuer", "https://issuer.example.com")
+    monkeypatch.setattr(settings, "public_url", "https://auth.example.com/api")
     answer = client.get(
         "/.well-known/oauth-authorization-server", headers={"Host": "evil.example"}
     )
-    assert answer.json()["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
-    assert answer.json()["token_endpoint"] == "https://auth.example.com/token"
-    assert answer.headers["cache-control"] == "public, max-age=300"
+    metadata = answer.json()
+    assert metadata["issuer"] == "https://issuer.example.com"
+    assert token_part(start_login(user)["access_token"], 1)["iss"] == metadata["issuer"]
+    assert metadata["token_endpoint"] == "https://auth.example.com/api/token"
+    assert metadata["jwks_uri"] == "https://auth.example.com/api/.well-known/jwks.json"
 
 
 def test_a_private_key_may_be_given_on_one_line_or_in_a_file(

@@ -2,6 +2,8 @@
 (aiosmtpd): password reset and email verification, the tokens' rules, throttling,
 and a mail server that is down or refuses."""
 
+import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -21,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", user_models="User") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", main="app, run_regularly", user_models="User") }}
 
 from .conftest import PASSWORD, bearer, logged, login_statuses, start_login
 
@@ -71,7 +73,7 @@ def start(handler: Inbox, **options: object) -> Controller:
 @pytest.fixture(scope="module")
 def smtp_server() -> Iterator[tuple[Controller, Inbox]]:
     inbox = Inbox()
-    controller = start(inbox)
+    controller = start(inbox, enable_SMTPUTF8=True)  # addresses in any script
     yield controller, inbox
     controller.stop()
 
@@ -97,28 +99,32 @@ def inbox(
 
 @pytest.fixture
 def alice(client: TestClient, user: dict, inbox: Inbox) -> dict:
-    """alice, with an email address (its verification mail left unread)."""
-    tokens = start_login(user)
-    client.patch(
-        "/users/me",
-        json={"email": "alice@example.com"},
-        headers=bearer(tokens["access_token"]),
-    )
-    inbox.messages.clear()
-    return {**user, "tokens": tokens}
+    """alice, with an unverified email address, and a login."""
+    with SessionLocal.begin() as session:
+        session.execute(update(User).values(email="alice@example.com"))
+    return {**user, "tokens": start_login(user)}
 
 
 def ask(client: TestClient, email: str = "alice@example.com") -> int:
     return client.post("/password-reset", json={"email": email}).status_code
 
 
+def text(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
 def mailed_token(inbox: Inbox) -> str:
-    """The token in the link of the one mail received (then forgotten)."""
-    (message,) = inbox.messages
+    """The token in the one mail with a link received (then every mail forgotten:
+    notices without a link may have come too)."""
+    (token,) = [match[1] for m in inbox.messages if (match := LINK.search(text(m)))]
     inbox.messages.clear()
-    match = LINK.search(message.get_body(("plain",)).get_content())
-    assert match, message
-    return match[1]
+    return token
+
+
+def change_address(client: TestClient, headers: dict, email: str | None) -> int:
+    """What PATCH /users/me answers to a new address, with alice's password."""
+    body = {"email": email, "current_password": PASSWORD}
+    return client.patch("/users/me", json=body, headers=headers).status_code
 
 
 def confirm(client: TestClient, token: str, password: str = NEW_PASSWORD) -> int:
@@ -293,8 +299,7 @@ def test_a_refused_mail_is_given_up_and_logged_without_its_link(
     client: TestClient, alice: dict, inbox: Inbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     headers = bearer(alice["tokens"]["access_token"])
-    refused = {"email": "refused@example.com"}
-    assert client.patch("/users/me", json=refused, headers=headers).status_code == 200
+    assert change_address(client, headers, "refused@example.com") == 200
     with caplog.at_level(logging.INFO):
         assert ask(client, "refused@example.com") == 202
     (failed,) = [
@@ -400,7 +405,7 @@ def test_a_registered_address_is_verified_with_the_mailed_link_once(
     assert client.post("/register", json=body).status_code == 201
     (message,) = inbox.messages
     assert message["To"] == "erin@example.com"
-    assert "verify?token=" in message.get_body(("plain",)).get_content()
+    assert "verify?token=" in text(message)
     token = mailed_token(inbox)
     tokens = client.post("/login", json=body).json()
     assert me(client, tokens["access_token"])["is_verified"] is False
@@ -417,11 +422,10 @@ def test_a_new_address_is_unverified_until_its_own_link_is_opened(
     old_link = client.post("/verify-email/resend", headers=headers)
     assert old_link.status_code == 202
     old_token = mailed_token(inbox)
-    new = {"email": "alice@new.example"}
-    assert client.patch("/users/me", json=new, headers=headers).status_code == 200
+    assert change_address(client, headers, "alice@new.example") == 200
     new_token = mailed_token(inbox)  # sent to the new address
-    recased = {"email": "Alice@New.example"}  # the same address: no new link
-    assert client.patch("/users/me", json=recased, headers=headers).status_code == 200
+    # The same address in another case: no new link.
+    assert change_address(client, headers, "Alice@New.example") == 200
     assert inbox.messages == []
     assert verify(client, old_token) == 400  # for the old address
     assert verify(client, new_token) == 204
@@ -429,9 +433,8 @@ def test_a_new_address_is_unverified_until_its_own_link_is_opened(
     # A verified address asks for nothing more; the next change unverifies.
     assert client.post("/verify-email/resend", headers=headers).status_code == 202
     assert inbox.messages == []
-    other = {"email": "alice@other.example"}
-    changed = client.patch("/users/me", json=other, headers=headers).json()
-    assert changed["is_verified"] is False
+    assert change_address(client, headers, "alice@other.example") == 200
+    assert me(client, alice["tokens"]["access_token"])["is_verified"] is False
 
 
 def test_a_link_works_for_its_own_purpose_only(
@@ -479,9 +482,225 @@ def test_a_password_change_ends_reset_links_but_not_a_verification_link(
 def test_no_verification_mail_goes_to_an_address_verified_meanwhile(
     client: TestClient, alice: dict, inbox: Inbox
 ) -> None:
-    request_verification("alice@example.com")  # stored, not sent yet
+    request_verification("alice@example.com", "testclient")  # stored, not sent yet
     with SessionLocal.begin() as session:
         session.execute(update(User).values(is_verified=True))
     assert deliver_mails() == 1
     assert inbox.messages == []
     assert pending() == []
+
+
+def test_an_address_that_mail_would_read_otherwise_is_refused(
+    client: TestClient, alice: dict
+) -> None:
+    """RFC 2047 encoded words are decoded by mail software into another address:
+    one that breaks the headers, or one that is someone else's."""
+    headers = bearer(alice["tokens"]["access_token"])
+    for email in [
+        "=?utf-8?q?evil=0D=0ABcc=3A_x=40evil.test?=@example.test",
+        "=?utf-8?q?alice?=@example.com",
+    ]:
+        body = {"username": "mallory", "password": PASSWORD, "email": email}
+        assert client.post("/register", json=body).status_code == 422
+        assert change_address(client, headers, email) == 422
+        assert client.post("/password-reset", json={"email": email}).status_code == 422
+    assert me(client, alice["tokens"]["access_token"])["email"] == "alice@example.com"
+
+
+def test_a_mail_that_cannot_be_made_is_given_up_and_the_next_one_sent(
+    client: TestClient, alice: dict, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mails stored before a rule could refuse them (or by another release) never
+    hold up the others: each fails alone, logged."""
+    crafted = "=?utf-8?q?evil=0D=0ABcc=3A_x=40evil.test?=@example.test"
+    with SessionLocal.begin() as session:
+        session.add(User(username="mallory", email=crafted, hashed_password="x"))
+        session.add(MailRequest(purpose="password_reset", email=crafted))
+        session.add(MailRequest(purpose="of_a_later_release", email=crafted))
+    with caplog.at_level(logging.INFO):
+        assert ask(client) == 202  # alice's, queued behind them
+    assert confirm(client, mailed_token(inbox)) == 204
+    failed = logged(caplog, "mail_failed")
+    assert {f["purpose"] for f in failed} == {"password_reset", "of_a_later_release"}
+    assert pending() == []
+
+
+def test_regular_jobs_log_whatever_fails_and_run_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = []
+
+    def job() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("not a database error")
+
+    async def run_twice() -> None:
+        task = asyncio.create_task(run_regularly(job, 0.01, "job_failed"))
+        for _ in range(500):  # at most 5 s
+            if len(runs) == 2 or task.done():
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(run_twice())
+    (failure,) = logged(caplog, "job_failed")
+    assert failure["error"] == "RuntimeError"
+
+
+def test_addresses_are_one_whatever_their_case_in_any_script(
+    client: TestClient, inbox: Inbox
+) -> None:
+    def register(username: str, email: str) -> int:
+        body = {"username": username, "password": PASSWORD, "email": email}
+        return client.post("/register", json=body).status_code
+
+    assert register("aerger", "Ärger@Example.test") == 201
+    assert register("aerger2", "ärger@example.test") == 409
+    assert register("aerger3", "ÄRGER@example.test") == 409
+    assert register("strasse", "STRASSE@example.test") == 201
+    assert register("strasse2", "straße@example.test") == 409  # folds to "ss"
+    assert ask(client, "ÄRGER@EXAMPLE.TEST") == 202
+    assert {m["To"] for m in inbox.messages} == {
+        "ärger@example.test",  # the verification, then the reset link
+        "strasse@example.test",
+    }
+    assert confirm(client, mailed_token_to(inbox, "ärger@example.test")) == 204
+
+
+def mailed_token_to(inbox: Inbox, address: str) -> str:
+    """The token of the last mail with a link to ``address``."""
+    *_, token = [
+        match[1]
+        for m in inbox.messages
+        if m["To"] == address and (match := LINK.search(text(m)))
+    ]
+    return token
+
+
+def notices_to(inbox: Inbox, address: str) -> list[str]:
+    """The texts of the mails without a link ``address`` received."""
+    texts = [text(m) for m in inbox.messages if m["To"] == address]
+    return [t for t in texts if "http" not in t]
+
+
+def test_a_new_address_needs_the_password_and_the_old_one_is_told(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    """A stolen access token alone cannot move the account's resets elsewhere."""
+    headers = bearer(alice["tokens"]["access_token"])
+    thief = {"email": "thief@evil.example"}
+    assert client.patch("/users/me", json=thief, headers=headers).status_code == 422
+    wrong = {**thief, "current_password": "a guess"}
+    answer = client.patch("/users/me", json=wrong, headers=headers)
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "Current password is incorrect"
+    assert inbox.messages == []
+
+    assert change_address(client, headers, "alice@new.example") == 200
+    (notice,) = notices_to(inbox, "alice@example.com")
+    assert "alice@example.com" in notice
+    assert mailed_token_to(inbox, "alice@new.example")
+    inbox.messages.clear()
+    assert change_address(client, headers, None) == 200  # no address: told too
+    assert len(notices_to(inbox, "alice@new.example")) == 1
+
+
+def test_a_new_password_is_told_to_the_address_without_a_link(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    headers = bearer(alice["tokens"]["access_token"])
+    changed = client.post("/users/me/password", json=change, headers=headers)
+    assert changed.status_code == 204
+    assert len(notices_to(inbox, "alice@example.com")) == 1
+    inbox.messages.clear()
+    ask(client)
+    assert confirm(client, mailed_token(inbox), "yet another passphrase") == 204
+    assert len(notices_to(inbox, "alice@example.com")) == 1
+
+
+def test_wrong_passwords_for_a_new_address_are_throttled_like_logins(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "login_max_failures", 2)
+    headers = bearer(alice["tokens"]["access_token"])
+    body = {"email": "alice@new.example", "current_password": "a guess"}
+    statuses = [client.patch("/users/me", json=body, headers=headers).status_code]
+    statuses += [client.patch("/users/me", json=body, headers=headers).status_code]
+    statuses += [change_address(client, headers, "alice@new.example")]
+    assert statuses == [400, 400, 429]
+    assert login_statuses(client, alice["tokens"]) == (200, 200)  # no one logged out
+
+
+def test_address_changes_are_throttled_like_requests_for_a_link(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken or free, each new address counts: no oracle of registered addresses
+    beyond registration's own, and no flood of mails to someone else's."""
+    monkeypatch.setattr(settings, "mail_requests_max_per_hour", 3)
+    client.post(
+        "/register",
+        json={"username": "bob", "password": PASSWORD, "email": "bob@example.com"},
+    )
+    headers = bearer(alice["tokens"]["access_token"])
+    addresses = ["bob@example.com", "victim@example.com"] * 3
+    statuses = [change_address(client, headers, email) for email in addresses]
+    assert statuses == [409, 200, 409, 429, 429, 429]
+    assert len([m for m in inbox.messages if m["To"] == "victim@example.com"]) == 1
+
+
+def test_tokens_are_refused_on_every_path_to_an_unverified_address_when_required(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logins made before the rule (or before the address changed) cannot refresh."""
+    monkeypatch.setattr(settings, "require_verified_email", True)
+    refresh_token = alice["tokens"]["refresh_token"]
+    json_refresh = client.post("/token/refresh", json={"refresh_token": refresh_token})
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    form_refresh = client.post("/token", data=form)
+    assert (json_refresh.status_code, form_refresh.status_code) == (403, 403)
+    assert "not verified" in form_refresh.json()["detail"]
+
+    # Signed out, the user asks for a link, as for a reset.
+    resend = client.post("/verify-email/resend", json={"email": "alice@example.com"})
+    assert resend.status_code == 202
+    assert verify(client, mailed_token(inbox)) == 204
+    assert client.post("/token", data=form).status_code == 200
+
+
+def test_a_signed_out_request_for_a_link_reveals_nothing(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    def resend(email: str) -> tuple[int, bytes]:
+        answer = client.post("/verify-email/resend", json={"email": email})
+        return answer.status_code, answer.content
+
+    assert resend("nobody@example.com") == resend("alice@example.com")
+    assert [m["To"] for m in inbox.messages] == ["alice@example.com"]
+    assert verify(client, mailed_token(inbox)) == 204
+    assert resend("alice@example.com")[0] == 202  # verified: nothing more
+    assert inbox.messages == []
+
+
+def test_strangers_cannot_use_up_the_owners_reset_requests(
+    client: TestClient, alice: dict, inbox: Inbox
+) -> None:
+    """Reset requests count per client address, and per address mailed at a client
+    address, as logins do: never per mailed address alone."""
+    maximum = settings.mail_requests_max_per_hour
+    for n in range(maximum + 1):
+        stranger = TestClient(app, client=(f"203.0.113.{n}", 50000))
+        stranger.post("/password-reset", json={"email": "alice@example.com"})
+    inbox.messages.clear()
+    assert ask(client) == 202  # the owner, at their own address
+    assert confirm(client, mailed_token(inbox)) == 204
+    stranger = TestClient(app, client=("198.51.100.1", 50000))
+    asked = [
+        stranger.post("/password-reset", json={"email": "alice@example.com"})
+        for _ in range(maximum + 1)
+    ]
+    assert asked[-1].status_code == 429

@@ -68,6 +68,9 @@ class StoredKey(Base):
 #: What a mailed token is for (OneTimeToken.purpose, MailRequest.purpose).
 RESET_LINK = "password_reset"
 VERIFICATION_LINK = "email_verification"
+#: Mails that only tell (MailRequest.purpose): no link, nothing to take over.
+EMAIL_CHANGED_NOTICE = "email_changed"
+PASSWORD_CHANGED_NOTICE = "password_changed"  # noqa: S105 (a purpose)
 
 
 class OneTimeToken(Base):
@@ -88,8 +91,9 @@ class OneTimeToken(Base):
 
 
 class MailRequest(Base):
-    """A mail to send (``purpose`` to ``email``), kept until the mail server has
-    accepted it or the tries are over; a worker claims it while it sends."""
+    """A mail to send (``purpose`` to ``email``: a link, or a notice), kept until
+    the mail server has accepted it or the tries are over; a worker claims it while
+    it sends."""
 
     __tablename__ = "mail_requests"
 

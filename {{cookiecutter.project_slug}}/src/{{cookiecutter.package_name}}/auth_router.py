@@ -3,10 +3,10 @@ links mailed for password reset and email verification, and the published keys."
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, client_address", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -92,10 +92,12 @@ async def ask_password_reset(
     responses=TOKEN_REFUSED,
 )
 async def confirm_password_reset(
-    body: PasswordResetConfirm, request: Request
+    body: PasswordResetConfirm, request: Request, background: BackgroundTasks
 ) -> Response:
-    """Set a new password with the token from the mail; every login ends."""
+    """Set a new password with the token from the mail; every login ends, and the
+    address is told."""
     await confirm_reset(body.token, body.new_password, client_address(request))
+    background.add_task(deliver_mails)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,12 +118,18 @@ def confirm_email(body: EmailVerification, request: Request) -> Response:
     responses=UNAUTHENTICATED | MAIL_REQUESTS,
 )
 def resend_verification(
-    user: CurrentUser, request: Request, background: BackgroundTasks
+    user: OptionalUser,
+    request: Request,
+    background: BackgroundTasks,
+    body: Annotated[VerificationRequest | None, Body()] = None,
 ) -> Message:
-    """Mail a new verification link to the caller's address, unless it is verified
-    (or there is none)."""
-    if user.email and not user.is_verified:
-        request_verification(user.email, client_address(request))
+    """Mail a new verification link: with a bearer token, to the caller's address
+    unless it is verified; signed out (a user who may not log in before verifying),
+    to ``email`` if it is an active user's unverified address. The answer is the
+    same either way, as for a password reset."""
+    email = user.email if user else body.email if body else None
+    if email and not (user and user.is_verified):
+        request_verification(email, client_address(request))
         background.add_task(deliver_mails)
     return Message(message=VERIFICATION_ASKED)
 
@@ -140,25 +148,16 @@ def jwks(session: SessionDep, response: Response) -> JsonWebKeySet:
 
 
 @router.get("/.well-known/oauth-authorization-server", name="server_metadata")
-def server_metadata(
-    request: Request, response: Response
-) -> AuthorizationServerMetadata:
+def server_metadata(response: Response) -> AuthorizationServerMetadata:
     """What clients and other services need to know about this server (RFC 8414):
-    its issuer, where to get tokens and where its public keys are. The addresses
-    come from JWT_ISSUER when it is a URL, as RFC 8414 wants it; otherwise from this
-    request (then the answer is for this caller only: its Host header could be
-    anyone's, so no cache may keep it)."""
-    issuer = settings.jwt_issuer.rstrip("/")
-    if issuer.startswith(("https://", "http://")):
-        token_endpoint, jwks_uri = f"{issuer}/token", f"{issuer}/.well-known/jwks.json"
-        response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
-    else:
-        token_endpoint = str(request.url_for("token"))
-        jwks_uri = str(request.url_for("jwks"))
+    its issuer (the tokens' ``iss``), where to get tokens and where its public keys
+    are. From the settings alone (JWT_ISSUER, PUBLIC_URL), never from the request:
+    a Host header could name anyone."""
+    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
     return AuthorizationServerMetadata(
         issuer=settings.jwt_issuer,
-        token_endpoint=token_endpoint,
-        jwks_uri=jwks_uri,
+        token_endpoint=f"{settings.public_url}/token",
+        jwks_uri=f"{settings.public_url}/.well-known/jwks.json",
         grant_types_supported=["password", "refresh_token"],
         token_endpoint_auth_methods_supported=["none"],
         response_types_supported=[],

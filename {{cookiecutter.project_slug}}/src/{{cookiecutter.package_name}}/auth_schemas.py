@@ -63,6 +63,12 @@ class PasswordResetRequest(RequestModel):
     email: Email
 
 
+class VerificationRequest(RequestModel):
+    """Signed out: the address that needs a new verification link."""
+
+    email: Email
+
+
 #: A token as the service makes them (URL-safe base64).
 OneTimeTokenText = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")

@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="RESET_LINK, AuthSession, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="PASSWORD_CHANGED_NOTICE, RESET_LINK, AuthSession, MailRequest, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
@@ -80,7 +80,7 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
     if user is None or not valid or not user.is_active:
         log_event("login_failed", user_id=user.id if user else None, client=client)
         raise InvalidCredentialsError
-    if settings.require_verified_email and not (user.is_verified or user.is_superuser):
+    if not may_have_tokens(user):
         await to_thread.run_sync(give_back, places)  # the password was right
         log_event("login_unverified", user_id=user.id, client=client)
         raise EmailNotVerifiedError
@@ -89,16 +89,32 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
     return token
 
 
+def may_have_tokens(user: User) -> bool:
+    """Whether the user's logins may get tokens: with REQUIRE_VERIFIED_EMAIL, only
+    with a verified address (superusers are exempt)."""
+    return not settings.require_verified_email or user.is_verified or user.is_superuser
+
+
+async def confirm_password(
+    user: UserPublic, password: str, client: str | None
+) -> list[Place]:
+    """Check the caller's current password before a sensitive change, throttled
+    like a login; raises WrongPasswordError. The places are the caller's to clear
+    (``succeeded``) in the transaction that makes the change."""
+    places, stored = await to_thread.run_sync(_attempt_password_check, user, client)
+    valid, _ = await _checked(places, password, stored)
+    if not valid:
+        log_event("password_check_failed", user_id=user.id, client=client)
+        raise WrongPasswordError
+    return places
+
+
 async def change_password(
     user: UserPublic, current: str, new: str, client: str | None
 ) -> None:
     """Set a new password if ``current`` is right (throttled like a login), and end
     every login of the user; raises WrongPasswordError."""
-    places, stored = await to_thread.run_sync(_attempt_password_change, user, client)
-    valid, _ = await _checked(places, current, stored)
-    if not valid:
-        log_event("password_change_failed", user_id=user.id, client=client)
-        raise WrongPasswordError
+    places = await confirm_password(user, current, client)
     new_hash = await hash_password(new)
     await to_thread.run_sync(_store_password, user.id, new_hash, places)
     log_event("password_changed", user_id=user.id, client=client)
@@ -124,7 +140,7 @@ def _attempt_login(
         return places, get_user_by_username(session, username)
 
 
-def _attempt_password_change(
+def _attempt_password_check(
     user: UserPublic, client: str | None
 ) -> tuple[list[Place], str | None]:
     places = reserve(login_limits(user.username, client))
@@ -189,6 +205,8 @@ def refresh(session: Session, refresh_token: str) -> Token:
     now = utcnow()
     if auth_session.revoked_at or token.expires_at <= now or not user.is_active:
         raise InvalidRefreshTokenError
+    if not may_have_tokens(user):  # the address changed, or the rule came since
+        raise EmailNotVerifiedError
     # Mark it used in one statement, so two concurrent uses cannot both succeed.
     claimed = session.execute(
         update(RefreshToken)
@@ -237,10 +255,15 @@ def revoke_all_sessions(session: Session, user_id: int) -> None:
 def set_password(session: Session, user_id: int, new_hash: str) -> None:
     """Store the user's new password hash. A new password voids what the old one
     gave: every login of the user ends, and their unused password reset tokens
-    stop working."""
-    session.execute(
-        update(User).where(User.id == user_id).values(hashed_password=new_hash)
+    stop working. Their address is told (a notice, without a link)."""
+    email = session.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(hashed_password=new_hash)
+        .returning(User.email)
     )
+    if email and settings.mail_is_sent:
+        session.add(MailRequest(purpose=PASSWORD_CHANGED_NOTICE, email=email))
     revoke_all_sessions(session, user_id)
     session.execute(
         update(OneTimeToken)

@@ -6,11 +6,12 @@ import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: This service's name (the default token issuer and audience) and database name.
+#: This service's name (the default token audience) and database name.
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
@@ -21,6 +22,8 @@ MIN_ENCRYPTION_SECRET_LENGTH = 32
 #: A secret's estimated entropy (its length times the Shannon entropy of its
 #: characters) must reach this: 32 random hex digits give ~120 bits, 32 x "a" none.
 MIN_SECRET_BITS = 100
+#: Hosts a URL may name over plain http in production: this machine's.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 PLACEHOLDER_SECRETS = frozenset(
     {
         "changeme",
@@ -55,7 +58,11 @@ class Settings(BaseSettings):
     private_key_file: Path | None = None
     access_token_expire_minutes: int = Field(default=30, gt=0, le=24 * 60)
     refresh_token_expire_days: int = Field(default=14, gt=0, le=365)
-    jwt_issuer: str = Field(default=SERVICE_NAME, min_length=1)
+    #: Where clients reach this service: the addresses its metadata gives.
+    public_url: str = "http://localhost:8000"
+    #: The tokens' ``iss`` and the metadata's issuer, a URL (RFC 8414): PUBLIC_URL
+    #: unless set.
+    jwt_issuer: str = ""
     jwt_audience: str = Field(default=SERVICE_NAME, min_length=1)
     #: Apply the migrations at start-up (under a lock, so replicas may start at once).
     auto_migrate: bool = True
@@ -122,6 +129,21 @@ class Settings(BaseSettings):
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("public_url", "jwt_issuer")
+    @classmethod
+    def base_url(cls, url: str) -> str:
+        """An http(s) URL with a host, and no query or fragment; without its
+        trailing slash (paths are added to it)."""
+        parts = urlsplit(url)
+        if url and (
+            parts.scheme not in ("https", "http")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be an http(s) URL with a host and no query")
+        return url.rstrip("/")
+
     @field_validator("password_reset_url", "email_verification_url")
     @classmethod
     def link_with_a_token(cls, url: str | None) -> str | None:
@@ -152,6 +174,22 @@ class Settings(BaseSettings):
             )
         return value
 {%- endif %}
+
+    @model_validator(mode="after")
+    def issuer_is_a_url_clients_trust(self) -> "Settings":
+        """The issuer defaults to PUBLIC_URL; in production both are https (plain
+        http only for localhost, which browsers treat as secure too)."""
+        self.jwt_issuer = self.jwt_issuer or self.public_url
+        if self.environment == "production":
+            urls = {"PUBLIC_URL": self.public_url, "JWT_ISSUER": self.jwt_issuer}
+            for name, url in urls.items():
+                parts = urlsplit(url)
+                if parts.scheme != "https" and parts.hostname not in LOCAL_HOSTS:
+                    raise ValueError(
+                        f"{name} must be an https URL in production (http only for "
+                        "localhost)"
+                    )
+        return self
 
     @model_validator(mode="after")
     def private_key_only_for_asymmetric_algorithms(self) -> "Settings":
@@ -221,6 +259,12 @@ class Settings(BaseSettings):
         else:
             self.secret_key = SecretStr(secrets.token_urlsafe(64))
         return self
+
+    @property
+    def mail_is_sent(self) -> bool:
+        """Whether mails go anywhere: to SMTP_HOST, or (not in production) to the
+        log."""
+        return bool(self.smtp_host) or self.environment != "production"
 
 
 def estimated_bits(secret: str) -> float:

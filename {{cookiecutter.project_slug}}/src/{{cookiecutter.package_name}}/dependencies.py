@@ -6,9 +6,11 @@ from typing import Annotated
 from fastapi import Depends, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
-{{ imports(auth_service="find_caller", database="SessionDep, run_query", keys="reload_keys", tokens="AccessToken, InvalidTokenError, UnknownKeyError, decode_access_token", user_models="User", user_schemas="UserPublic") }}
+{{ imports(auth_service="find_caller", database="run_query", keys="reload_keys", tokens="AccessToken, InvalidTokenError, UnknownKeyError, decode_access_token", user_schemas="UserPublic") }}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+#: The same, for routes that also serve callers without a token.
+optional_oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 #: What routes that need a token (or a superuser's) may answer besides their own.
 UNAUTHENTICATED = {
@@ -38,8 +40,8 @@ async def get_current_user(
 ) -> UserPublic:
     """The active user the bearer token belongs to, if its login is not revoked;
     401 otherwise. A read-only snapshot, read without a session (the fast path of
-    every authenticated request): routes that change the user take
-    CurrentUserRecord instead."""
+    every authenticated request): routes that change the user read its row in
+    their own session, by id."""
     claims = await read_access_token(token)
     user = None
     if claims:
@@ -70,16 +72,15 @@ async def read_access_token(token: str) -> AccessToken | None:
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 
 
-def get_current_user_record(user: CurrentUser, session: SessionDep) -> User:
-    """The caller as a row of the request's session, for routes that change it."""
-    record = session.get(User, user.id)
-    if record is None:  # deleted since the check above
-        raise NotAuthenticatedError
-    return record
+async def get_optional_user(
+    token: Annotated[str | None, Depends(optional_oauth2_scheme)],
+) -> UserPublic | None:
+    """The caller if a bearer token was sent (401 if it is not valid), else None."""
+    return None if token is None else await get_current_user(token)
 
 
-#: The caller as a database row in the request's session: for routes that write.
-CurrentUserRecord = Annotated[User, Depends(get_current_user_record)]
+#: The caller if signed in: for routes that serve anyone.
+OptionalUser = Annotated[UserPublic | None, Depends(get_optional_user)]
 
 
 async def get_current_superuser(user: CurrentUser) -> UserPublic:

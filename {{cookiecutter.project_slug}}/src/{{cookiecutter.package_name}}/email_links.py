@@ -1,22 +1,25 @@
-"""Links mailed to users: password reset, and email address verification.
+"""Mails to users: links (password reset, email address verification) and
+notices (an address or a password changed).
 
-Asking for a mail costs the same whether or not the address has an account: the
+Asking for a link costs the same whether or not the address has an account: the
 request is stored, and the mail made and sent later by ``deliver_mails`` (after
 the answer, and by every worker in the background for retries). The token in a
 link is random, stored only as its SHA-256 with its purpose and the address it
 went to, works once and expires; a reset token also dies with any password change.
 A mail server that is down or answers "try later" is tried again with a growing
-wait, for a bounded time; a mail the server accepted is not sent again.
+wait, for a bounded time; a mail the server accepted is not sent again. A mail
+that cannot be made or sent is given up and logged: it never holds up the others.
 """
 
 import secrets
 from datetime import timedelta
 
 from anyio import to_thread
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="VERIFICATION_LINK, RESET_LINK, MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
+{{ imports(auth_models="EMAIL_CHANGED_NOTICE, PASSWORD_CHANGED_NOTICE, RESET_LINK, VERIFICATION_LINK, MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
 
 #: How long a verification link works.
 VERIFICATION_LIFETIME = timedelta(days=2)
@@ -43,11 +46,33 @@ async def request_reset(email: str, client: str | None) -> None:
     await to_thread.run_sync(_store_request, RESET_LINK, email, client)
 
 
-def request_verification(email: str, client: str | None = None) -> None:
-    """Store a request for a verification mail to ``email`` (throttled when a
-    client asks for it again); sent later, if the address still needs it."""
+def request_verification(email: str, client: str | None) -> None:
+    """Throttle, then store a request for a verification mail to ``email``: sent
+    later, if the address is an active user's and still unverified."""
     if settings.email_verification_url:
         _store_request(VERIFICATION_LINK, email, client)
+
+
+def queue_mail(session: Session, purpose: str, email: str) -> None:
+    """A mail for ``purpose`` to ``email``, sent once ``session`` commits: a link
+    where its page is set, a notice wherever mail goes."""
+    pages = {
+        RESET_LINK: settings.password_reset_url,
+        VERIFICATION_LINK: settings.email_verification_url,
+    }
+    if pages.get(purpose, settings.mail_is_sent):
+        session.add(MailRequest(purpose=purpose, email=email))
+
+
+def address_changed(session: Session, previous: str | None, new: str | None) -> None:
+    """The mails of a new address: a link to verify it, and a notice to the one it
+    replaces (without a link: that mailbox is no longer the account's)."""
+    if new == previous:
+        return
+    if new:
+        queue_mail(session, VERIFICATION_LINK, new)
+    if previous:
+        queue_mail(session, EMAIL_CHANGED_NOTICE, previous)
 
 
 async def confirm_reset(token: str, new_password: str, client: str | None) -> None:
@@ -70,32 +95,39 @@ def verify_email(token: str, client: str | None) -> None:
             .values(used_at=utcnow())
             .returning(OneTimeToken.email)
         )
-        still_theirs = func.lower(User.email) == (address or "").lower()
+        if address is None:  # used by a concurrent request since
+            raise InvalidLinkTokenError
         verified = session.execute(
             update(User)
-            .where(User.id == user_id, still_theirs)
+            .where(User.id == user_id, User.email == address)
             .values(is_verified=True)
         ).rowcount
-        if not verified:  # used since, or the address changed since
+        if not verified:  # the address changed since
             raise InvalidLinkTokenError
         succeeded(session.connection(), places)
     log_event("email_verified", user_id=user_id, client=client)
 
 
 def deliver_mails() -> int:
-    """Send the mails that are due, one after the other; how many were handled."""
+    """Send the mails that are due, one after the other; how many were handled.
+    A mail that fails for any reason but the database's is given up, and the next
+    one sent."""
     handled = 0
     while (request := _claim()) is not None:
-        _deliver(request)
+        try:
+            _deliver(request)
+        except SQLAlchemyError:
+            raise  # the database is away: the request is tried again after CLAIM
+        except Exception as error:  # one mail never blocks the rest
+            _give_up(request, None, type(error).__name__)
         handled += 1
     return handled
 
 
 def _store_request(purpose: str, email: str, client: str | None) -> None:
-    if client is not None:
-        reserve(mail_request_limits(email, client))
+    reserve(mail_request_limits(email, client))
     with SessionLocal.begin() as session:
-        session.add(MailRequest(purpose=purpose, email=email))
+        queue_mail(session, purpose, email)
 
 
 def _attempt(purpose: str, token: str, client: str | None) -> tuple[list[Place], int]:
@@ -156,31 +188,36 @@ def _claim() -> MailRequest | None:
 
 def _deliver(request: MailRequest) -> None:
     with SessionLocal.begin() as session:
-        user = session.scalar(
-            select(User).where(
-                func.lower(User.email) == request.email.lower(),
-                User.is_active.is_(True),
-            )
-        )
-        # A verification mail is not wanted once the address is verified.
-        wanted = user is not None and not (
-            request.purpose == VERIFICATION_LINK and user.is_verified
-        )
-        mail = (
-            _mail_with_a_new_token(session, request.purpose, user) if wanted else None
-        )
-    if user is None or mail is None:  # no one (any longer) to send it to
+        mail, user_id = _mail_for(session, request)
+    if mail is None:  # no one (any longer) to send it to
         _finish(request)
         return
     try:
         send(mail)
     except PermanentMailError as error:
-        _give_up(request, user.id, str(error))
+        _give_up(request, user_id, str(error))
     except OSError as error:  # smtplib's errors, refused connections, timeouts
-        _retry_later(request, user.id, error)
+        _retry_later(request, user_id, error)
     else:
-        log_event("mail_sent", purpose=request.purpose, user_id=user.id)
+        log_event("mail_sent", purpose=request.purpose, user_id=user_id)
         _finish(request)
+
+
+def _mail_for(session: Session, request: MailRequest) -> tuple[Mail | None, int | None]:
+    """The mail ``request`` asks for, if it is still wanted, and whose it is."""
+    if request.purpose == EMAIL_CHANGED_NOTICE:  # no longer any user's address
+        return render(request.purpose, to=request.email, address=request.email), None
+    user = session.scalar(select(User).where(User.email == request.email))
+    if user is None:
+        return None, None
+    if request.purpose == PASSWORD_CHANGED_NOTICE:
+        mail = render(request.purpose, to=request.email, username=user.username)
+        return mail, user.id
+    # A link goes to active users only; a verification link to unverified ones.
+    verified = request.purpose == VERIFICATION_LINK and user.is_verified
+    if not user.is_active or verified:
+        return None, user.id
+    return _mail_with_a_new_token(session, request.purpose, user), user.id
 
 
 def _mail_with_a_new_token(session: Session, purpose: str, user: User) -> Mail:
@@ -210,7 +247,7 @@ def _mail_with_a_new_token(session: Session, purpose: str, user: User) -> Mail:
     )
 
 
-def _retry_later(request: MailRequest, user_id: int, error: OSError) -> None:
+def _retry_later(request: MailRequest, user_id: int | None, error: OSError) -> None:
     if request.attempts >= MAX_ATTEMPTS:
         _give_up(request, user_id, f"{type(error).__name__}, {MAX_ATTEMPTS} tries")
         return
@@ -231,7 +268,7 @@ def _retry_later(request: MailRequest, user_id: int, error: OSError) -> None:
     )
 
 
-def _give_up(request: MailRequest, user_id: int, reason: str) -> None:
+def _give_up(request: MailRequest, user_id: int | None, reason: str) -> None:
     log_event("mail_failed", purpose=request.purpose, user_id=user_id, reason=reason)
     _finish(request)
 

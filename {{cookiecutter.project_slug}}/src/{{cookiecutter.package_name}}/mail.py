@@ -50,10 +50,13 @@ def send(mail: Mail) -> None:
         log_event("mail", to=mail.to, subject=mail.subject, text=mail.text)
         return
     message = EmailMessage()
-    message["From"] = settings.email_from
-    message["To"] = mail.to
-    message["Subject"] = mail.subject
-    message.set_content(mail.text)
+    try:
+        message["From"] = settings.email_from
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message.set_content(mail.text)
+    except ValueError as error:  # a header that cannot be written as it is
+        raise PermanentMailError(f"cannot be written: {type(error).__name__}") from None
     try:
         with _connect() as server:
             if settings.smtp_user and settings.smtp_password:

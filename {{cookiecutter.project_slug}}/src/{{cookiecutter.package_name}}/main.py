@@ -9,7 +9,6 @@ from fastapi import FastAPI, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.exc import SQLAlchemyError
 
 {{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", email_links="deliver_mails", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
@@ -40,13 +39,14 @@ def start_up() -> None:
 async def run_regularly(
     job: Callable[[], object], interval: float, failure: str
 ) -> None:
-    """Run ``job`` on the threadpool every ``interval`` seconds; a database that
-    is away is logged as ``failure`` and tried again next time."""
+    """Run ``job`` on the threadpool every ``interval`` seconds. Whatever it
+    raises (a database that is away, most often) is logged as ``failure``, and the
+    job runs again next time."""
     while True:
         await asyncio.sleep(interval)
         try:
             await run_in_threadpool(job)
-        except SQLAlchemyError as error:
+        except Exception as error:  # the loop outlives any one run
             log_event(failure, **describe(error))
 
 
@@ -56,7 +56,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     jobs = []
     if interval := settings.purge_interval_seconds:  # expired rows, in batches
         jobs.append(run_regularly(purge, interval, "purge_failed"))
-    if settings.password_reset_url or settings.email_verification_url:
+    if settings.mail_is_sent:
         # Mails waiting for a retry, or left by a worker that stopped.
         jobs.append(run_regularly(deliver_mails, MAIL_INTERVAL, "mail_delivery_failed"))
     tasks = [asyncio.create_task(job) for job in jobs]

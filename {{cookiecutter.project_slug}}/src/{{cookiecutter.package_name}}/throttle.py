@@ -14,11 +14,12 @@ its limit refuses attempts (429) for one second, doubling with each further
 failure and never longer than the window; a record expires a window after its
 first failure. A successful login clears its account-and-address record and gives
 its place in the address's back. Registrations count per address and hour
-(REGISTRATION_MAX_PER_HOUR), requests for a mailed link per address and per email
-address and hour (MAIL_REQUESTS_MAX_PER_HOUR), and mailed tokens tried per address
-like wrong passwords. A limit of 0 turns that limit off.
+(REGISTRATION_MAX_PER_HOUR), requests for a mailed link per address, and per email
+address at an address, and hour (MAIL_REQUESTS_MAX_PER_HOUR), and mailed tokens
+tried per address like wrong passwords. A limit of 0 turns that limit off.
 """
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,10 +91,14 @@ def registration_limits(client: str | None) -> list[Limit]:
 
 
 def mail_request_limits(email: str, client: str | None) -> list[Limit]:
-    """Requests for a mailed link (reset, verification) per address and per email
-    address, in an hour."""
+    """Requests for a mailed link (reset, verification, a new address) per client
+    address, and per email address at a client address, in an hour: as logins,
+    never per email address alone, or strangers could use up the owner's requests.
+    The email address is keyed by its digest: the table holds no address."""
     maximum = settings.mail_requests_max_per_hour
-    keys = [f"mail:{_address(client)}", f"mail-to:{email.lower()[:110]}"]
+    address = _address(client)
+    mailbox = hashlib.sha256(email.encode()).hexdigest()[:32]
+    keys = [f"mail:{address}", f"mail-to:{mailbox}@{address}"]
     return [Limit(key, maximum, HOUR, backoff=False) for key in keys] if maximum else []
 
 

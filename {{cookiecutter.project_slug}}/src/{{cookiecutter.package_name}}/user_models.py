@@ -26,7 +26,9 @@ class User(Base):
     )
 
 
-# Usernames and email addresses are unique whatever their case: "JohnDoe" and
-# "johndoe" are one user, as are "Ann@example.com" and "ann@example.com".
+# Usernames are unique whatever their case: "JohnDoe" and "johndoe" are one user.
+# Usernames are ASCII, so that the databases' lower() agrees with Python's.
 Index("uq_users_username_lower", func.lower(User.username), unique=True)
-UNIQUE_EMAIL = Index("uq_users_email_lower", func.lower(User.email), unique=True)
+# Email addresses are stored normalised (normalized_email: case folded whatever
+# the script), so "Ann@example.com" and "ann@example.com" are one.
+UNIQUE_EMAIL = Index("uq_users_email", User.email, unique=True)

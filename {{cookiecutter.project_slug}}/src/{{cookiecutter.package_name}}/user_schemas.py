@@ -1,7 +1,9 @@
 """Request and response bodies for users."""
 
+import unicodedata
 from datetime import datetime
-from typing import Annotated
+from email import policy
+from typing import Annotated, Self
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -9,11 +11,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import CoreSchema
 
 {{ imports(passwords="MAX_BYTES, MIN_LENGTH, too_long", schemas="RequestModel") }}
 
@@ -38,15 +43,40 @@ NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_
 FullName = Annotated[str, Field(max_length=255)]
 
 
-def _deliverable_address(address: str) -> str:
-    """The address, normalised (its domain lower-cased), if it is well formed."""
+def normalized_email(address: str) -> str:
+    """The one form of an address that is stored, compared and mailed to: Unicode
+    NFKC with full case folding (RFC 5893's NFKC_Casefold), the same on every
+    database, so that "Ärger@example.com" and "ärger@example.com" are one."""
+    folded = unicodedata.normalize("NFKC", address).casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
+def _as_mail_reads_it(address: str) -> str | None:
+    """The address a mail's To header would carry, once the mail library has parsed
+    (and decoded) it; None if it cannot."""
     try:
-        return validate_email(
-            address, check_deliverability=False, test_environment=True
-        ).normalized
+        header = policy.default.header_factory("To", address)
+    except ValueError:  # line breaks, among others
+        return None
+    addresses = getattr(header, "addresses", ())
+    return addresses[0].addr_spec if len(addresses) == 1 else None
+
+
+def _deliverable_address(address: str) -> str:
+    """The address, normalised, if it is well formed and mail would go to exactly
+    it: an RFC 2047 encoded word, say, is refused, since mail software decodes it
+    into another address."""
+    try:
+        valid = validate_email(
+            normalized_email(address), check_deliverability=False, test_environment=True
+        )
     except EmailNotValidError:
         # The library's reasons quote parts of the address: none is repeated.
         raise ValueError("not a valid email address") from None
+    address = normalized_email(valid.normalized)
+    if "=?" in address or _as_mail_reads_it(address) != address:
+        raise ValueError("not an address mail can be sent to as it is written")
+    return address
 
 
 #: An email address (``.test`` addresses included, for testing); addresses at the
@@ -60,8 +90,9 @@ Email = Annotated[
             "type": "string",
             "format": "email",
             "maxLength": 320,
-            "description": "An email address; addresses at the special-use domains "
-            "arpa, invalid, local, localhost and onion are refused",
+            "description": "An email address, stored in lower case (Unicode case "
+            "folding); addresses at the special-use domains arpa, invalid, local, "
+            "localhost and onion are refused, as are RFC 2047 encoded words",
         }
     ),
 ]
@@ -77,14 +108,39 @@ class UserCreate(RequestModel):
     full_name: FullName | None = None
 
 
-class UserUpdateMe(RequestModel):
-    """What users may change about themselves (privileged fields are ignored)."""
+class UserChanges(RequestModel):
+    """What may change about a user (privileged fields are ignored)."""
 
     email: Email | None = None
     full_name: FullName | None = None
 
 
-class UserAdminUpdate(UserUpdateMe):
+class UserUpdateMe(UserChanges):
+    """What users may change about themselves. A new email address (or none) needs
+    the current password: a stolen access token must not be enough to move the
+    account's password resets to another mailbox."""
+
+    current_password: str | None = Field(
+        default=None, json_schema_extra={"format": "password"}
+    )
+
+    @model_validator(mode="after")
+    def password_with_an_email(self) -> Self:
+        if "email" in self.model_fields_set and self.current_password is None:
+            raise ValueError("current_password is needed to change the email address")
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """State the rule the validator above checks."""
+        schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        schema["dependentRequired"] = {"email": ["current_password"]}
+        return schema
+
+
+class UserAdminUpdate(UserChanges):
     """What a superuser may change about any user."""
 
     is_active: bool | SkipJsonSchema[None] = None

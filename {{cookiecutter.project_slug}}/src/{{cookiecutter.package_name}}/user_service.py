@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-{{ imports(passwords="hash_password_blocking", user_models="UNIQUE_EMAIL, User", user_schemas="UserCreate, UserUpdateMe") }}
+{{ imports(passwords="hash_password_blocking", user_models="UNIQUE_EMAIL, User", user_schemas="UserChanges, UserCreate") }}
 
 
 class UsernameTakenError(Exception):
@@ -15,7 +15,7 @@ class UsernameTakenError(Exception):
 
 
 class EmailTakenError(Exception):
-    """Another user already has this email address (in any letter case)."""
+    """Another user already has this email address (addresses are normalised)."""
 
 
 class UserNotFoundError(Exception):
@@ -58,10 +58,9 @@ def check_username_free(session: Session, username: str) -> None:
 
 
 def check_email_free(session: Session, email: str, user_id: int | None = None) -> None:
-    """Raise EmailTakenError if a user other than ``user_id`` has the address."""
-    holder = session.scalar(
-        select(User.id).where(func.lower(User.email) == email.lower())
-    )
+    """Raise EmailTakenError if a user other than ``user_id`` has the address
+    (normalised, as the schemas give it)."""
+    holder = session.scalar(select(User.id).where(User.email == email))
     if holder is not None and holder != user_id:
         raise EmailTakenError
 
@@ -100,13 +99,13 @@ def create_user(
     return user
 
 
-def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
+def update_user(session: Session, user: User, changes: UserChanges) -> User:
     """Apply the fields that were sent (of the schema the caller may use); a new
     email address is not verified. Raises EmailTakenError."""
-    values = changes.model_dump(exclude_unset=True)
+    values = changes.model_dump(exclude_unset=True, exclude={"current_password"})
     if values.get("email") is not None:
         check_email_free(session, values["email"], user.id)
-    if "email" in values and not same_address(values["email"], user.email):
+    if "email" in values and values["email"] != user.email:
         user.is_verified = False
     for field, value in values.items():
         setattr(user, field, value)
@@ -116,11 +115,6 @@ def update_user(session: Session, user: User, changes: UserUpdateMe) -> User:
         session.rollback()
         raise EmailTakenError from error
     return user
-
-
-def same_address(one: str | None, other: str | None) -> bool:
-    """Whether two email addresses (or none) are one, whatever their case."""
-    return (one or "").lower() == (other or "").lower()
 
 
 def delete_user(session: Session, user: User) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 
-{{ imports(auth_service="change_password, revoke_all_sessions", email_links="deliver_mails, request_verification", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, CurrentUserRecord, client_address", middleware="log_event", passwords="hash_password", throttle="registration_limits, reserve", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, same_address, update_user") }}
+{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -52,19 +52,11 @@ async def register(
     await to_thread.run_sync(check_new_user, session, data)
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
+    if user.email:  # limited by the registrations, and an address registers once
+        queue_mail(session, VERIFICATION_LINK, user.email)
     await to_thread.run_sync(session.commit)
-    await to_thread.run_sync(verify_new_address, user, None, background)
+    background.add_task(deliver_mails)
     return user
-
-
-def verify_new_address(
-    user: User, previous: str | None, background: BackgroundTasks
-) -> None:
-    """A verification mail to the user's address if it is new (sent after the
-    answer)."""
-    if user.email and not same_address(user.email, previous):
-        request_verification(user.email)
-        background.add_task(deliver_mails)
 
 
 @router.get("/users/me", responses=UNAUTHENTICATED)
@@ -73,20 +65,49 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
 
 
 @router.patch(
-    "/users/me", response_model=UserPublic, responses=UNAUTHENTICATED | EMAIL_TAKEN
+    "/users/me",
+    response_model=UserPublic,
+    responses=UNAUTHENTICATED
+    | EMAIL_TAKEN
+    | {
+        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"},
+    },
 )
-def update_current_user(
+async def update_current_user(
     changes: UserUpdateMe,
-    user: CurrentUserRecord,
+    user: CurrentUser,
     session: SessionDep,
+    request: Request,
     background: BackgroundTasks,
 ) -> User:
-    """Change your name or address; a new address is unverified until its link is
-    opened."""
+    """Change your name or address. A new address (or none) needs your current
+    password, checked like a login's, and counts as a request for a mailed link:
+    it is unverified until its link is opened, and the address it replaces is told."""
+    places: list[Place] = []
+    if "email" in changes.model_fields_set:
+        client = client_address(request)
+        if changes.email is not None:  # before the answer says whether it is taken
+            limits = mail_request_limits(changes.email, client)
+            await to_thread.run_sync(reserve, limits)
+        places = await confirm_password(user, changes.current_password or "", client)
+    account = await to_thread.run_sync(
+        _update_account, session, user.id, changes, places
+    )
+    background.add_task(deliver_mails)
+    return account
+
+
+def _update_account(
+    session: SessionDep, user_id: int, changes: UserUpdateMe, places: list[Place]
+) -> User:
+    """The change, its mails and the password check's success: one transaction."""
+    user = get_user(session, user_id)
     previous = user.email
     update_user(session, user, changes)
+    address_changed(session, previous, user.email)
+    succeeded(session.connection(), places)
     session.commit()
-    verify_new_address(user, previous, background)
     return user
 
 
@@ -100,13 +121,17 @@ def update_current_user(
     },
 )
 async def change_current_password(
-    body: PasswordChange, user: CurrentUser, request: Request
+    body: PasswordChange,
+    user: CurrentUser,
+    request: Request,
+    background: BackgroundTasks,
 ) -> Response:
     """Change your password; every login (this one included) ends: log in again.
-    Wrong current passwords are throttled like failed logins."""
+    Wrong current passwords are throttled like failed logins. Your address is told."""
     await change_password(
         user, body.current_password, body.new_password, client_address(request)
     )
+    background.add_task(deliver_mails)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,8 +177,9 @@ def update_any_user(
         revoke_all_sessions(session, user.id)
     previous = user.email
     update_user(session, user, changes)
+    address_changed(session, previous, user.email)
     session.commit()
-    verify_new_address(user, previous, background)
+    background.add_task(deliver_mails)
     log_event(
         "user_changed",
         user_id=user.id,
