@@ -53,15 +53,17 @@ def request_verification(email: str, client: str | None) -> None:
         _store_request(VERIFICATION_LINK, email, client)
 
 
-def queue_mail(session: Session, purpose: str, email: str) -> None:
+def queue_mail(session: Session, purpose: str, email: str) -> bool:
     """A mail for ``purpose`` to ``email``, sent once ``session`` commits: a link
-    where its page is set, a notice wherever mail goes."""
+    where its page is set, a notice wherever mail goes. Whether one was queued."""
     pages = {
         RESET_LINK: settings.password_reset_url,
         VERIFICATION_LINK: settings.email_verification_url,
     }
-    if pages.get(purpose, settings.mail_is_sent):
+    wanted = bool(pages.get(purpose, settings.mail_is_sent))
+    if wanted:
         session.add(MailRequest(purpose=purpose, email=email))
+    return wanted
 
 
 def address_changed(session: Session, previous: str | None, new: str | None) -> None:

@@ -120,9 +120,14 @@ class UserUpdateMe(UserChanges):
     the current password: a stolen access token must not be enough to move the
     account's password resets to another mailbox."""
 
-    current_password: str | None = Field(
-        default=None, json_schema_extra={"format": "password"}
-    )
+    current_password: str | SkipJsonSchema[None] = None
+
+    @field_validator("current_password")
+    @classmethod
+    def not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must be a string")
+        return value
 
     @model_validator(mode="after")
     def password_with_an_email(self) -> Self:

@@ -52,10 +52,13 @@ async def register(
     await to_thread.run_sync(check_new_user, session, data)
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
-    if user.email:  # limited by the registrations, and an address registers once
-        queue_mail(session, VERIFICATION_LINK, user.email)
+    # Limited by the registrations (and an address registers once).
+    mailed = user.email is not None and queue_mail(
+        session, VERIFICATION_LINK, user.email
+    )
     await to_thread.run_sync(session.commit)
-    background.add_task(deliver_mails)
+    if mailed:
+        background.add_task(deliver_mails)
     return user
 
 
@@ -94,7 +97,8 @@ async def update_current_user(
     account = await to_thread.run_sync(
         _update_account, session, user.id, changes, places
     )
-    background.add_task(deliver_mails)
+    if "email" in changes.model_fields_set:
+        background.add_task(deliver_mails)
     return account
 
 
@@ -179,7 +183,8 @@ def update_any_user(
     update_user(session, user, changes)
     address_changed(session, previous, user.email)
     session.commit()
-    background.add_task(deliver_mails)
+    if "email" in changes.model_fields_set:
+        background.add_task(deliver_mails)
     log_event(
         "user_changed",
         user_id=user.id,
