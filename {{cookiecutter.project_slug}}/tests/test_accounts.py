@@ -2,12 +2,13 @@
 
 import importlib
 import logging
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, text
+from sqlalchemy import Engine, inspect, select, text
 
 {{ imports(config="settings", database="", main="start_up", user_models="User", user_service="FirstSuperuserError") }}
 
@@ -448,6 +449,26 @@ def test_cli_migrate_says_what_it_applied(
     assert {"users", "auth_sessions"} <= set(inspect(empty).get_table_names())
 
 
+def database_at(revision: str, users: list[tuple[str, str]], folder: Path) -> Engine:
+    """A sqlite database migrated to ``revision`` only, holding ``users`` (names
+    and email addresses), as an earlier release left it."""
+    old = database.make_engine(f"sqlite:///{folder}/old.db")
+    config = Config()
+    config.set_main_option("script_location", database.MIGRATIONS)
+    with old.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        for name, email in users:
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, email, hashed_password) "
+                    "VALUES (:name, :email, 'x')"
+                ),
+                {"name": name, "email": email},
+            )
+    return old
+
+
 def test_a_migration_that_cannot_apply_to_the_data_says_why_in_one_line(
     client: TestClient,
     capsys: pytest.CaptureFixture[str],
@@ -456,20 +477,8 @@ def test_a_migration_that_cannot_apply_to_the_data_says_why_in_one_line(
 ) -> None:
     """Two users of a database made before addresses were unique share one: the
     migration refuses, changing nothing, until the operator decides."""
-    old = database.make_engine(f"sqlite:///{tmp_path}/old.db")
-    config = Config()
-    config.set_main_option("script_location", database.MIGRATIONS)
-    with old.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
-        for name, email in [("ann", "ann@example.com"), ("ann2", "ANN@example.com")]:
-            connection.execute(
-                text(
-                    "INSERT INTO users (username, email, hashed_password) "
-                    "VALUES (:name, :email, 'x')"
-                ),
-                {"name": name, "email": email},
-            )
+    users = [("ann", "ann@example.com"), ("ann2", "ANN@example.com")]
+    old = database_at("0002", users, tmp_path)
     monkeypatch.setattr(database, "engine", old)
     assert cli.main(["migrate"]) == 1
     error = capsys.readouterr().err
@@ -495,22 +504,8 @@ def test_addresses_are_normalised_and_those_that_then_collide_refused_by_name(
     two users whose addresses people read as one. The migration names them and
     changes nothing until the operator decides; then it stores every address in
     its normalised form."""
-    old = database.make_engine(f"sqlite:///{tmp_path}/old.db")
-    config = Config()
-    config.set_main_option("script_location", database.MIGRATIONS)
     users = [("ann", "Ärger@example.com"), ("ann2", "ärger@example.com")]
-    users += [("bob", "Bob@Example.com")]
-    with old.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
-        for name, email in users:
-            connection.execute(
-                text(
-                    "INSERT INTO users (username, email, hashed_password) "
-                    "VALUES (:name, :email, 'x')"
-                ),
-                {"name": name, "email": email},
-            )
+    old = database_at("0004", [*users, ("bob", "Bob@Example.com")], tmp_path)
     monkeypatch.setattr(database, "engine", old)
     assert cli.main(["migrate"]) == 1
     error = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """GET /health, reads from async code, and the schema the service creates at start-up."""
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 {{ imports(auth_service="CALLER", config="settings", database="", main="", tokens="decode_access_token", user_models="User") }}
 
-from .conftest import me_status
+from .conftest import logged, me_status
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -49,13 +50,17 @@ def test_a_new_sqlite_database_file_is_readable_by_its_owner_only(
     }
 
 
-def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it() -> None:
+def test_regular_jobs_outlive_an_outage_and_any_other_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     runs = []
 
     def purge() -> int:
         runs.append(1)
         if len(runs) == 1:
             raise OperationalError("DELETE", None, Exception("the database is down"))
+        if len(runs) == 2:
+            raise RuntimeError("a bug, say")
         return 0
 
     async def until_the_third_run() -> None:
@@ -66,8 +71,11 @@ def test_the_database_is_purged_regularly_and_an_outage_does_not_stop_it() -> No
                     await anyio.sleep(0.01)
             tasks.cancel_scope.cancel()
 
-    anyio.run(until_the_third_run)
+    with caplog.at_level(logging.INFO):
+        anyio.run(until_the_third_run)
     assert len(runs) >= 3
+    failures = [fields["error"] for fields in logged(caplog, "purge_failed")]
+    assert failures == ["OperationalError", "RuntimeError"]
 
 
 def test_alembic_check_finds_no_unmigrated_model_change(client: TestClient) -> None:

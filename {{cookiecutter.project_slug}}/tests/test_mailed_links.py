@@ -2,13 +2,12 @@
 (aiosmtpd): password reset and email verification, the tokens' rules, throttling,
 and a mail server that is down or refuses."""
 
-import asyncio
-import contextlib
 import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", main="app, run_regularly", user_models="User") }}
+{{ imports(auth_models="MailRequest, OneTimeToken", config="settings", database="SessionLocal", mail="", email_links="MAX_ATTEMPTS, deliver_mails, request_verification", main="app", user_models="User") }}
 
 from .conftest import PASSWORD, bearer, logged, login_statuses, start_login
 
@@ -113,10 +112,27 @@ def text(message: EmailMessage) -> str:
     return message.get_body(("plain",)).get_content()
 
 
+def arrived(inbox: Inbox, wanted: Callable[[EmailMessage], bool]) -> list[EmailMessage]:
+    """The mails received that are ``wanted``, oldest first, waiting up to 5 s for
+    one: a mail sent after an answer, on a worker thread, may take a moment."""
+    deadline = time.monotonic() + 5
+    while not (found := list(filter(wanted, inbox.messages))):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return found
+
+
+def links(inbox: Inbox, to: str | None = None) -> list[str]:
+    """The tokens of the mails with a link received (to ``to``), oldest first."""
+    mails = arrived(inbox, lambda m: to in (None, m["To"]) and LINK.search(text(m)))
+    return [LINK.search(text(m))[1] for m in mails]
+
+
 def mailed_token(inbox: Inbox) -> str:
     """The token in the one mail with a link received (then every mail forgotten:
     notices without a link may have come too)."""
-    (token,) = [match[1] for m in inbox.messages if (match := LINK.search(text(m)))]
+    (token,) = links(inbox)
     inbox.messages.clear()
     return token
 
@@ -525,32 +541,6 @@ def test_a_mail_that_cannot_be_made_is_given_up_and_the_next_one_sent(
     assert pending() == []
 
 
-def test_regular_jobs_log_whatever_fails_and_run_again(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    runs = []
-
-    def job() -> None:
-        runs.append(len(runs))
-        if len(runs) == 1:
-            raise RuntimeError("not a database error")
-
-    async def run_twice() -> None:
-        task = asyncio.create_task(run_regularly(job, 0.01, "job_failed"))
-        for _ in range(500):  # at most 5 s
-            if len(runs) == 2 or task.done():
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    with caplog.at_level(logging.INFO):
-        asyncio.run(run_twice())
-    (failure,) = logged(caplog, "job_failed")
-    assert failure["error"] == "RuntimeError"
-
-
 def test_addresses_are_one_whatever_their_case_in_any_script(
     client: TestClient, inbox: Inbox
 ) -> None:
@@ -573,18 +563,14 @@ def test_addresses_are_one_whatever_their_case_in_any_script(
 
 def mailed_token_to(inbox: Inbox, address: str) -> str:
     """The token of the last mail with a link to ``address``."""
-    *_, token = [
-        match[1]
-        for m in inbox.messages
-        if m["To"] == address and (match := LINK.search(text(m)))
-    ]
+    *_, token = links(inbox, to=address)
     return token
 
 
 def notices_to(inbox: Inbox, address: str) -> list[str]:
     """The texts of the mails without a link ``address`` received."""
-    texts = [text(m) for m in inbox.messages if m["To"] == address]
-    return [t for t in texts if "http" not in t]
+    mails = arrived(inbox, lambda m: m["To"] == address and "http" not in text(m))
+    return [text(m) for m in mails]
 
 
 def test_a_new_address_needs_the_password_and_the_old_one_is_told(

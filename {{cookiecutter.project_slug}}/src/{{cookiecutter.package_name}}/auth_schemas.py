@@ -2,9 +2,7 @@
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 {{ imports(schemas="RequestModel", user_schemas="Email, NewPassword") }}
 
@@ -32,6 +30,18 @@ class TokenForm(RequestModel):
     refresh_token: FormText | None = None
     scope: str = ""
 
+    # The fields each grant needs, as the validator below checks them.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"grant_type": {"const": "refresh_token"}},
+                "required": ["grant_type"],
+            },
+            "then": {"required": ["refresh_token"]},
+            "else": {"required": ["username", "password"]},
+        }
+    )
+
     @model_validator(mode="after")
     def fields_of_the_grant(self) -> Self:
         if self.grant_type == "password" and (
@@ -41,20 +51,6 @@ class TokenForm(RequestModel):
         if self.grant_type == "refresh_token" and self.refresh_token is None:
             raise ValueError("grant_type=refresh_token needs refresh_token")
         return self
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        """State which fields each grant needs, as the validator above checks."""
-        schema = super().__get_pydantic_json_schema__(core_schema, handler)
-        schema["if"] = {
-            "properties": {"grant_type": {"const": "refresh_token"}},
-            "required": ["grant_type"],
-        }
-        schema["then"] = {"required": ["refresh_token"]}
-        schema["else"] = {"required": ["username", "password"]}
-        return schema
 
 
 class PasswordResetRequest(RequestModel):

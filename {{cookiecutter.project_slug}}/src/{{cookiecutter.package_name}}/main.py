@@ -56,8 +56,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     jobs = []
     if interval := settings.purge_interval_seconds:  # expired rows, in batches
         jobs.append(run_regularly(purge, interval, "purge_failed"))
-    if settings.mail_is_sent:
-        # Mails waiting for a retry, or left by a worker that stopped.
+    if settings.smtp_host:
+        # Mails waiting for a retry, or left by a worker that stopped (without a
+        # mail server, mails go to the log as soon as they are asked for).
         jobs.append(run_regularly(deliver_mails, MAIL_INTERVAL, "mail_delivery_failed"))
     tasks = [asyncio.create_task(job) for job in jobs]
     yield

@@ -11,14 +11,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetJsonSchemaHandler,
     StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
-from pydantic_core import CoreSchema
+from pydantic.json_schema import SkipJsonSchema
 
 {{ imports(passwords="MAX_BYTES, MIN_LENGTH, too_long", schemas="RequestModel") }}
 
@@ -122,6 +120,11 @@ class UserUpdateMe(UserChanges):
 
     current_password: str | SkipJsonSchema[None] = None
 
+    # The rule the validators below check.
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"email": ["current_password"]}}
+    )
+
     @field_validator("current_password")
     @classmethod
     def not_null(cls, value: str | None) -> str:
@@ -134,15 +137,6 @@ class UserUpdateMe(UserChanges):
         if "email" in self.model_fields_set and self.current_password is None:
             raise ValueError("current_password is needed to change the email address")
         return self
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        """State the rule the validator above checks."""
-        schema = super().__get_pydantic_json_schema__(core_schema, handler)
-        schema["dependentRequired"] = {"email": ["current_password"]}
-        return schema
 
 
 class UserAdminUpdate(UserChanges):
