@@ -98,6 +98,7 @@ CALLER = UserPublic(
     full_name=None,
     is_active=True,
     is_superuser=False,
+    is_verified=False,
     created_at=datetime.now(UTC),
 )
 
