@@ -6,8 +6,7 @@ import logging
 import re
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -112,21 +111,13 @@ def text(message: EmailMessage) -> str:
     return message.get_body(("plain",)).get_content()
 
 
-def arrived(inbox: Inbox, wanted: Callable[[EmailMessage], bool]) -> list[EmailMessage]:
-    """The mails received that are ``wanted``, oldest first, waiting up to 5 s for
-    one: a mail sent after an answer, on a worker thread, may take a moment."""
-    deadline = time.monotonic() + 5
-    while not (found := list(filter(wanted, inbox.messages))):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    return found
-
-
 def links(inbox: Inbox, to: str | None = None) -> list[str]:
     """The tokens of the mails with a link received (to ``to``), oldest first."""
-    mails = arrived(inbox, lambda m: to in (None, m["To"]) and LINK.search(text(m)))
-    return [LINK.search(text(m))[1] for m in mails]
+    return [
+        match[1]
+        for m in inbox.messages
+        if to in (None, m["To"]) and (match := LINK.search(text(m)))
+    ]
 
 
 def mailed_token(inbox: Inbox) -> str:
@@ -569,8 +560,8 @@ def mailed_token_to(inbox: Inbox, address: str) -> str:
 
 def notices_to(inbox: Inbox, address: str) -> list[str]:
     """The texts of the mails without a link ``address`` received."""
-    mails = arrived(inbox, lambda m: m["To"] == address and "http" not in text(m))
-    return [text(m) for m in mails]
+    texts = [text(m) for m in inbox.messages if m["To"] == address]
+    return [t for t in texts if "http" not in t]
 
 
 def test_a_new_address_needs_the_password_and_the_old_one_is_told(
