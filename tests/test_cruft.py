@@ -148,9 +148,11 @@ def test_cruft_update_from_an_earlier_template_matches_todays_and_keeps_the_owne
     # had it), since every project updated equals today's, and today's projects run
     # their own tests beside a team's .env (test_runtime).
     if earlier == ENV_NOT_SKIPPED and baked.answers["database"] == "postgresql":
-        overrides = {"PYTHONPATH": str(project / "src"), "PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
-        if baked.answers["database"] == "postgresql":
-            overrides["TEST_DATABASE_URL"] = database_url("cruft")
+        overrides = {
+            "PYTHONPATH": str(project / "src"),
+            "PYTEST_DEBUG_TEMPROOT": str(tmp_path),
+            "TEST_DATABASE_URL": database_url("cruft"),
+        }
         result = run(
             [env.bin("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
             cwd=project,

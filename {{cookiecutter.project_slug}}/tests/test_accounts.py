@@ -469,57 +469,62 @@ def database_at(revision: str, users: list[tuple[str, str]], folder: Path) -> En
     return old
 
 
+@pytest.mark.parametrize(
+    ("revision", "users", "said", "migration", "stored"),
+    [
+        pytest.param(
+            "0002",
+            [("ann", "ann@example.com"), ("ann2", "ANN@example.com")],
+            "1 email address(es) belong to several users",
+            "0003",
+            ["ann@example.com", None],
+            id="unique-addresses",
+        ),
+        # sqlite's lower() folds ASCII only: two addresses people read as one.
+        pytest.param(
+            "0004",
+            [
+                ("ann", "Ärger@example.com"),
+                ("ann2", "ärger@example.com"),
+                ("bob", "Bob@Example.com"),
+            ],
+            "user 1 (Ärger@example.com); user 2 (ärger@example.com)",
+            "0005",
+            ["ärger@example.com", None, "bob@example.com"],
+            id="normalised-addresses",
+        ),
+    ],
+)
 def test_a_migration_that_cannot_apply_to_the_data_says_why_in_one_line(
     client: TestClient,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path,
+    revision: str,
+    users: list[tuple[str, str]],
+    said: str,
+    migration: str,
+    stored: list[str | None],
 ) -> None:
-    """Two users of a database made before addresses were unique share one: the
-    migration refuses, changing nothing, until the operator decides."""
-    users = [("ann", "ann@example.com"), ("ann2", "ANN@example.com")]
-    old = database_at("0002", users, tmp_path)
+    """Two users of a database of an earlier release share an address under a new
+    rule: the migration names the problem and changes nothing until the operator
+    decides; then it applies, keeping every user (addresses in their normalised
+    form)."""
+    old = database_at(revision, users, tmp_path)
     monkeypatch.setattr(database, "engine", old)
     assert cli.main(["migrate"]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1
-    assert "1 email address(es) belong to several users" in error
+    assert said in error
     assert not database.schema_is_current()
 
     with old.begin() as connection:
         connection.execute(text("UPDATE users SET email = NULL WHERE username='ann2'"))
     assert cli.main(["migrate"]) == 0
-    assert "applied 0003" in capsys.readouterr().out
+    assert f"applied {migration}" in capsys.readouterr().out
     with old.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 2
-
-
-def test_addresses_are_normalised_and_those_that_then_collide_refused_by_name(
-    client: TestClient,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path,
-) -> None:
-    """sqlite's lower() folds ASCII only: a database of an earlier release may hold
-    two users whose addresses people read as one. The migration names them and
-    changes nothing until the operator decides; then it stores every address in
-    its normalised form."""
-    users = [("ann", "Ärger@example.com"), ("ann2", "ärger@example.com")]
-    old = database_at("0004", [*users, ("bob", "Bob@Example.com")], tmp_path)
-    monkeypatch.setattr(database, "engine", old)
-    assert cli.main(["migrate"]) == 1
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1
-    assert "user 1 (Ärger@example.com); user 2 (ärger@example.com)" in error
-    assert not database.schema_is_current()
-
-    with old.begin() as connection:
-        connection.execute(text("UPDATE users SET email = NULL WHERE username='ann2'"))
-    assert cli.main(["migrate"]) == 0
-    assert "applied 0005" in capsys.readouterr().out
-    with old.connect() as connection:
-        stored = connection.execute(text("SELECT email FROM users ORDER BY id"))
-        assert stored.scalars().all() == ["ärger@example.com", None, "bob@example.com"]
+        emails = connection.execute(text("SELECT email FROM users ORDER BY id"))
+        assert emails.scalars().all() == stored
 
 
 def test_cli_names_an_unreachable_database_in_one_line_without_its_password(

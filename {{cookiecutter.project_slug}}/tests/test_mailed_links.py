@@ -571,6 +571,8 @@ def test_a_new_address_needs_the_password_and_the_old_one_is_told(
     headers = bearer(alice["tokens"]["access_token"])
     thief = {"email": "thief@evil.example"}
     assert client.patch("/users/me", json=thief, headers=headers).status_code == 422
+    null = {**thief, "current_password": None}
+    assert client.patch("/users/me", json=null, headers=headers).status_code == 422
     wrong = {**thief, "current_password": "a guess"}
     answer = client.patch("/users/me", json=wrong, headers=headers)
     assert answer.status_code == 400

@@ -3,7 +3,7 @@
 import unicodedata
 from datetime import datetime
 from email import policy
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -13,7 +13,6 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -35,6 +34,18 @@ def _fits_hasher(password: str) -> str:
         raise ValueError(f"must be at most {MAX_BYTES} bytes when UTF-8 encoded")
     return password
 
+
+T = TypeVar("T")
+
+
+def _sent(value: object) -> object:
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+#: A field that may be left out, but is never null when sent (as the schema says).
+Sent = Annotated[T | SkipJsonSchema[None], AfterValidator(_sent)]
 
 #: A password being set: long enough, and short enough to hash without truncation.
 NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_hasher)]
@@ -118,19 +129,13 @@ class UserUpdateMe(UserChanges):
     the current password: a stolen access token must not be enough to move the
     account's password resets to another mailbox."""
 
-    current_password: str | SkipJsonSchema[None] = None
+    #: Checked, never stored (left out of ``model_dump``).
+    current_password: Sent[str] = Field(default=None, exclude=True)
 
-    # The rule the validators below check.
+    # The rule the validator below checks.
     model_config = ConfigDict(
         json_schema_extra={"dependentRequired": {"email": ["current_password"]}}
     )
-
-    @field_validator("current_password")
-    @classmethod
-    def not_null(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("must be a string")
-        return value
 
     @model_validator(mode="after")
     def password_with_an_email(self) -> Self:
@@ -142,15 +147,8 @@ class UserUpdateMe(UserChanges):
 class UserAdminUpdate(UserChanges):
     """What a superuser may change about any user."""
 
-    is_active: bool | SkipJsonSchema[None] = None
-    is_superuser: bool | SkipJsonSchema[None] = None
-
-    @field_validator("is_active", "is_superuser")
-    @classmethod
-    def not_null(cls, value: bool | None) -> bool:
-        if value is None:
-            raise ValueError("must be true or false")
-        return value
+    is_active: Sent[bool] = None
+    is_superuser: Sent[bool] = None
 
 
 class PasswordChange(RequestModel):

@@ -102,7 +102,7 @@ def create_user(
 def update_user(session: Session, user: User, changes: UserChanges) -> User:
     """Apply the fields that were sent (of the schema the caller may use); a new
     email address is not verified. Raises EmailTakenError."""
-    values = changes.model_dump(exclude_unset=True, exclude={"current_password"})
+    values = changes.model_dump(exclude_unset=True)
     if values.get("email") is not None:
         check_email_free(session, values["email"], user.id)
     if "email" in values and values["email"] != user.email:
