@@ -615,6 +615,18 @@ def test_wrong_passwords_for_a_new_address_are_throttled_like_logins(
     assert login_statuses(client, alice["tokens"]) == (200, 200)  # no one logged out
 
 
+def test_a_right_password_for_a_taken_address_is_no_failed_attempt(
+    client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "login_max_failures", 2)
+    body = {"username": "bob", "password": PASSWORD, "email": "bob@example.com"}
+    assert client.post("/register", json=body).status_code == 201
+    headers = bearer(alice["tokens"]["access_token"])
+    taken = [change_address(client, headers, "bob@example.com") for _ in range(3)]
+    assert taken == [409, 409, 409]
+    assert logs_in(client, PASSWORD)
+
+
 def test_address_changes_are_throttled_like_requests_for_a_link(
     client: TestClient, alice: dict, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

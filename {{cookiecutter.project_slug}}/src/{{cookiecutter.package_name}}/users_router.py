@@ -5,7 +5,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 
-{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, give_back, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="EmailTakenError, SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -108,7 +108,11 @@ def _update_account(
     """The change, its mails and the password check's success: one transaction."""
     user = get_user(session, user_id)
     previous = user.email
-    update_user(session, user, changes)
+    try:
+        update_user(session, user, changes)
+    except EmailTakenError:
+        give_back(places)  # the password was right: not a failed attempt
+        raise
     address_changed(session, previous, user.email)
     succeeded(session.connection(), places)
     session.commit()
