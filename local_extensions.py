@@ -40,6 +40,9 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "middleware": "middleware",
         "schemas": "schemas",
         "errors": "errors",
+        "sessions": "sessions",
+        "sessions_router": "session_routes",
+        "pages": "pages",
         "main": "main",
     },
     "layered": {
@@ -64,6 +67,9 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "middleware": "core.middleware",
         "schemas": "schemas.base",
         "errors": "api.errors",
+        "sessions": "services.sessions",
+        "sessions_router": "api.routes.sessions",
+        "pages": "api.routes.pages",
         "main": "main",
     },
     "domain": {
@@ -88,6 +94,9 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "middleware": "middleware",
         "schemas": "schemas",
         "errors": "errors",
+        "sessions": "auth.sessions",
+        "sessions_router": "auth.session_router",
+        "pages": "web.router",
         "main": "main",
     },
 }

@@ -86,9 +86,10 @@ def client() -> Iterator[TestClient]:
 
 @pytest.fixture(autouse=True)
 def _empty_tables(client: TestClient) -> Iterator[None]:
-    """Every test starts with no user, login or throttle record; the signing key
-    made at start-up stays (tests that change keys put it back)."""
+    """Every test starts with no user, login, throttle record or cookie; the
+    signing key made at start-up stays (tests that change keys put it back)."""
     yield
+    client.cookies.clear()
     with SessionLocal() as session:
         for table in reversed(Base.metadata.sorted_tables):
             if table is not StoredKey.__table__:
@@ -139,6 +140,22 @@ def login(client: TestClient, username: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+#: Where the service's pages are served from (PUBLIC_URL), as browsers say it.
+ORIGIN = "http://localhost:8000"
+
+
+def sign_in(client: TestClient, username: str = "alice") -> dict[str, str]:
+    """Sign in as a browser app does (POST /session): the client keeps the session
+    cookie; the headers to send with requests that change state."""
+    response = client.post(
+        "/session",
+        json={"username": username, "password": PASSWORD},
+        headers={"Origin": ORIGIN},
+    )
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"], "Origin": ORIGIN}
 
 
 def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:

@@ -106,7 +106,7 @@ def test_mail_settings_that_cannot_work_are_refused() -> None:
     with pytest.raises(ValidationError, match="EMAIL_FROM"):
         make(environment="test", smtp_host="mail.example")
     with pytest.raises(ValidationError, match="needs EMAIL_VERIFICATION_URL"):
-        make(environment="test", require_verified_email=True)
+        make(environment="test", require_verified_email=True, pages_enabled=False)
     assert make(
         environment="production",
         secret_key=STRONG,
@@ -114,6 +114,26 @@ def test_mail_settings_that_cannot_work_are_refused() -> None:
         smtp_host="mail.example",
         email_from="accounts@example.com",
     )
+
+
+def test_mailed_links_open_the_pages_unless_a_client_app_takes_them() -> None:
+    pages = make(environment="test", public_url="https://id.example")
+    assert pages.password_reset_url == (
+        "https://id.example/account/reset-password?token={token}"
+    )
+    assert pages.email_verification_url == (
+        "https://id.example/account/verify-email?token={token}"
+    )
+    app = "https://app.example/reset?token={token}"
+    assert make(environment="test", password_reset_url=app).password_reset_url == app
+    # Where no mail goes out (production without SMTP_HOST), or without the pages,
+    # there is no link to mail.
+    for off in (
+        make(environment="production", secret_key=STRONG),
+        make(environment="test", pages_enabled=False),
+    ):
+        assert off.password_reset_url is None
+        assert off.email_verification_url is None
 
 
 @pytest.mark.parametrize("minutes", [0, -5])

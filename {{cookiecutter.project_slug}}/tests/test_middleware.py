@@ -128,6 +128,7 @@ def test_security_events_are_logged_with_ids_never_secrets(
         "login",
         "logout",
         "login",
+        "logins_ended",
         "password_changed",
     ]
     assert events[0] == {

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 
 class AuthSession(Base):
-    """One login: the family of refresh tokens it rotates through, and the access
-    tokens issued with them (they carry its id). Revoking it ends them all."""
+    """One login: the family of refresh tokens it rotates through and the access
+    tokens issued with them (they carry its id), or a browser's session cookie
+    (``secret_hash``, the SHA-256 of its secret). Revoking it ends them all.
+    ``last_used_at`` is written at most once a minute."""
 
     __tablename__ = "auth_sessions"
 
@@ -23,6 +25,12 @@ class AuthSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    secret_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
+    last_used_at: Mapped[datetime | None]
+    #: Where the login started: the client's address and a short description of
+    #: its user agent ("Firefox on Linux").
+    client: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):

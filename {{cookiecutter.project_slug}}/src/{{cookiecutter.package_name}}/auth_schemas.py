@@ -1,5 +1,7 @@
-"""Request and response bodies for logging in and out, and password reset."""
+"""Request and response bodies for logging in and out, browser sessions, and
+password reset."""
 
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -98,6 +100,35 @@ class Token(BaseModel):
     expires_in: int
     refresh_token: str
     refresh_expires_in: int
+
+
+class SessionStarted(BaseModel):
+    """A browser session's CSRF token: send it back as X-CSRF-Token with every
+    request that changes state (the session itself is in the cookie)."""
+
+    csrf_token: str
+
+
+class SessionToken(BaseModel):
+    """A short-lived access token of a browser session, for other services; no
+    refresh token (ask again)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a type, not a secret)
+    expires_in: int
+
+
+class LoginInfo(BaseModel):
+    """One live login: when it started and was last used (to the minute), the
+    client address and user agent it started from, and whether it is the one
+    asking."""
+
+    id: str
+    created_at: datetime
+    last_used_at: datetime | None
+    client: str | None
+    user_agent: str | None
+    current: bool
 
 
 class JsonWebKeySet(BaseModel):

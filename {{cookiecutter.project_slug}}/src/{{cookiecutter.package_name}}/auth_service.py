@@ -13,16 +13,23 @@ threadpool in short transactions, none of them open during a hash.
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from anyio import to_thread
-from sqlalchemy import bindparam, delete, exists, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 {{ imports(auth_models="PASSWORD_CHANGED_NOTICE, RESET_LINK, AuthSession, MailRequest, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
+#: How stale a login's ``last_used_at`` may get before a request writes it again.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+T = TypeVar("T")
 
 
 class InvalidCredentialsError(Exception):
@@ -41,11 +48,30 @@ class WrongPasswordError(Exception):
     """The current password given to change it is not the user's."""
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling (a read-only snapshot of the user), through which login."""
+
+    user: UserPublic
+    login_id: str
+    last_used_at: datetime | None
+    by_cookie: bool = False
+
+    @property
+    def used_long_ago(self) -> bool:
+        """Whether the login's ``last_used_at`` is due to be written again."""
+        used = self.last_used_at
+        return used is None or used < utcnow() - LAST_USED_PRECISION
+
+
+#: The columns of the users table that UserPublic shows (a field of UserPublic
+#: that is not a column needs a default).
+CALLER_COLUMNS = [c for c in User.__table__.c if c.name in UserPublic.model_fields]
+
 #: The active user of a login that is not revoked: the one query behind every
-#: authenticated request, a fraction of an ORM session's cost. It reads the columns
-#: UserPublic shows; a field of UserPublic that is not a column needs a default.
+#: authenticated request, a fraction of an ORM session's cost.
 CALLER = PreparedRead(
-    select(*(c for c in User.__table__.c if c.name in UserPublic.model_fields))
+    select(*CALLER_COLUMNS, AuthSession.last_used_at)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),
@@ -56,22 +82,47 @@ CALLER = PreparedRead(
 )
 
 
-def find_caller(user_id: int, session_id: str) -> UserPublic | None:
+def find_caller(user_id: int, session_id: str) -> Caller | None:
     """The active user whose login ``session_id`` is live, read now (so revocation
-    and deactivation take effect at once, whichever worker served them), as a
-    read-only snapshot."""
+    and deactivation take effect at once, whichever worker served them)."""
     row = CALLER.first({"user_id": user_id, "session_id": session_id})
+    if row is None:
+        return None
+    last_used_at = row.pop("last_used_at")
     # Values straight from our own database need no validation.
-    return UserPublic.model_construct(**row) if row else None
+    return Caller(UserPublic.model_construct(**row), session_id, last_used_at)
 
 
-async def log_in(username: str, password: str, client: str | None) -> Token:
-    """A new login for the active user with these credentials.
+def touch_login(login_id: str) -> None:
+    """Record that the login was used now (callers do it at most once per
+    LAST_USED_PRECISION, so that requests do not all write)."""
+    with SessionLocal.begin() as session:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == login_id)
+            .values(last_used_at=utcnow())
+        )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A sign-in whose password was right: whose, the upgraded hash to store (if
+    the stored one is outdated), and the throttle places to clear."""
+
+    user_id: int
+    new_hash: str | None
+    places: list[Place]
+
+
+async def check_credentials(
+    username: str, password: str, client: str | None
+) -> Credentials:
+    """The credentials of an active user, checked.
 
     Takes the attempt's place in the throttle first (ThrottledError when there is
-    none), costs one password check whether or not the user exists, and upgrades
-    an outdated password hash; raises InvalidCredentialsError, or
-    EmailNotVerifiedError (REQUIRE_VERIFIED_EMAIL; superusers are exempt).
+    none) and costs one password check whether or not the user exists; raises
+    InvalidCredentialsError, or EmailNotVerifiedError (REQUIRE_VERIFIED_EMAIL;
+    superusers are exempt).
     """
     places, user = await to_thread.run_sync(_attempt_login, username, client)
     valid, new_hash = await _checked(
@@ -84,9 +135,38 @@ async def log_in(username: str, password: str, client: str | None) -> Token:
         await to_thread.run_sync(give_back, places)  # the password was right
         log_event("login_unverified", user_id=user.id, client=client)
         raise EmailNotVerifiedError
-    token = await to_thread.run_sync(_start_login, user.id, new_hash, places)
-    log_event("login", user_id=user.id, client=client)
-    return token
+    return Credentials(user.id, new_hash, places)
+
+
+def begin_login(
+    credentials: Credentials, client: str | None, start: Callable[[Session, int], T]
+) -> T:
+    """The login ``start`` makes, an upgraded hash and the throttle's success: one
+    transaction."""
+    with SessionLocal.begin() as session:
+        if credentials.new_hash is not None:
+            session.execute(
+                update(User)
+                .where(User.id == credentials.user_id)
+                .values(hashed_password=credentials.new_hash)
+            )
+        succeeded(session.connection(), credentials.places)
+        started = start(session, credentials.user_id)
+    log_event("login", user_id=credentials.user_id, client=client)
+    return started
+
+
+async def log_in(
+    username: str, password: str, client: str | None, user_agent: str | None = None
+) -> Token:
+    """A new login, with tokens, for the active user with these credentials (see
+    check_credentials); an outdated password hash is upgraded."""
+    credentials = await check_credentials(username, password, client)
+
+    def start(session: Session, user_id: int) -> Token:
+        return start_session(session, user_id, client, user_agent)
+
+    return await to_thread.run_sync(begin_login, credentials, client, start)
 
 
 def may_have_tokens(user: User) -> bool:
@@ -149,17 +229,6 @@ def _attempt_password_check(
         return places, session.scalar(stored)
 
 
-def _start_login(user_id: int, new_hash: str | None, places: list[Place]) -> Token:
-    """The login, an upgraded hash and the throttle's success: one transaction."""
-    with SessionLocal.begin() as session:
-        if new_hash is not None:
-            session.execute(
-                update(User).where(User.id == user_id).values(hashed_password=new_hash)
-            )
-        succeeded(session.connection(), places)
-        return start_session(session, user_id)
-
-
 def _store_password(user_id: int, new_hash: str, places: list[Place]) -> None:
     """The new hash, the end of every login and the throttle's success: one
     transaction."""
@@ -168,9 +237,27 @@ def _store_password(user_id: int, new_hash: str, places: list[Place]) -> None:
         succeeded(session.connection(), places)
 
 
-def start_session(session: Session, user_id: int) -> Token:
-    """A new login for the user: its first access and refresh tokens. The user's
-    oldest live logins end beyond MAX_SESSIONS_PER_USER."""
+def start_session(
+    session: Session,
+    user_id: int,
+    client: str | None = None,
+    user_agent: str | None = None,
+) -> Token:
+    """A new login for the user: its first access and refresh tokens."""
+    auth_session = open_login(session, user_id, client, user_agent)
+    return _issue(session, user_id, auth_session)
+
+
+def open_login(
+    session: Session,
+    user_id: int,
+    client: str | None,
+    user_agent: str | None,
+    secret_hash: str | None = None,
+) -> AuthSession:
+    """A new login for the user (held by tokens, or by a cookie whose secret hashes
+    to ``secret_hash``). The user's oldest live logins end beyond
+    MAX_SESSIONS_PER_USER."""
     oldest = (
         select(AuthSession.id)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -183,10 +270,17 @@ def start_session(session: Session, user_id: int) -> Token:
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    auth_session = AuthSession(id=uuid.uuid4().hex, user_id=user_id)
+    auth_session = AuthSession(
+        id=uuid.uuid4().hex,
+        user_id=user_id,
+        secret_hash=secret_hash,
+        last_used_at=utcnow(),
+        client=client,
+        user_agent=user_agent,
+    )
     session.add(auth_session)
     session.flush()
-    return _issue(session, user_id, auth_session)
+    return auth_session
 
 
 def refresh(session: Session, refresh_token: str) -> Token:
@@ -222,6 +316,7 @@ def refresh(session: Session, refresh_token: str) -> Token:
         session.commit()
         log_event("refresh_token_reused", user_id=user.id, login=auth_session.id)
         raise InvalidRefreshTokenError
+    auth_session.last_used_at = now
     return _issue(session, user.id, auth_session)
 
 
@@ -241,15 +336,24 @@ def logout(session: Session, refresh_token: str) -> None:
         log_event("logout", user_id=ended.user_id, login=ended.id)
 
 
-def revoke_all_sessions(session: Session, user_id: int) -> None:
-    """End every login of the user: all its access and refresh tokens stop working
-    (committed with the caller's transaction)."""
-    session.execute(
+def revoke_all_sessions(
+    session: Session, user_id: int, reason: str, keep: str | None = None
+) -> int:
+    """End every login of the user (but ``keep``): all their tokens and session
+    cookies stop working (committed with the caller's transaction). How many
+    ended; logged with ``reason``."""
+    live = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]
+    if keep is not None:
+        live.append(AuthSession.id != keep)
+    ended = session.execute(
         update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .where(*live)
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if ended:
+        log_event("logins_ended", user_id=user_id, count=ended, reason=reason)
+    return ended
 
 
 def set_password(session: Session, user_id: int, new_hash: str) -> None:
@@ -264,7 +368,7 @@ def set_password(session: Session, user_id: int, new_hash: str) -> None:
     )
     if email and settings.mail_is_sent:
         session.add(MailRequest(purpose=PASSWORD_CHANGED_NOTICE, email=email))
-    revoke_all_sessions(session, user_id)
+    revoke_all_sessions(session, user_id, "password_changed")
     session.execute(
         update(OneTimeToken)
         .where(
@@ -289,12 +393,23 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
         .where(RefreshToken.expires_at <= now)
         .limit(batch)
     )
+    idle = timedelta(minutes=settings.session_idle_minutes)
     dead_logins = (
         select(AuthSession.id)
         .where(
             or_(
                 AuthSession.revoked_at.is_not(None),
-                ~exists().where(RefreshToken.session_id == AuthSession.id),
+                and_(  # held by tokens, none left
+                    AuthSession.secret_hash.is_(None),
+                    ~exists().where(RefreshToken.session_id == AuthSession.id),
+                ),
+                and_(  # held by a cookie, past a lifetime
+                    AuthSession.secret_hash.is_not(None),
+                    or_(
+                        AuthSession.created_at <= now - session_lifetime(),
+                        AuthSession.last_used_at <= now - idle,
+                    ),
+                ),
             )
         )
         .limit(batch)
@@ -343,6 +458,11 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
         refresh_token=refresh_token,
         refresh_expires_in=int(lifetime.total_seconds()),
     )
+
+
+def session_lifetime() -> timedelta:
+    """How long a browser session lasts at most, whatever its use."""
+    return timedelta(hours=settings.session_max_hours)
 
 
 def token_digest(token: str) -> str:

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     email_verification_url: str | None = None
     #: Refuse logins (403) of users whose email address is not verified.
     require_verified_email: bool = False
+    #: The service's own pages under /account (sign in, register, password reset,
+    #: email verification, the account); off for API-only deployments.
+    pages_enabled: bool = True
+    #: A browser session (the session cookie) ends when unused this long, and this
+    #: long after it started whatever its use.
+    session_idle_minutes: int = Field(default=60, gt=0, le=30 * 24 * 60)
+    session_max_hours: int = Field(default=24, gt=0, le=365 * 24)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -204,6 +211,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def links_open_the_pages(self) -> "Settings":
+        """Mailed links open the service's own pages unless PASSWORD_RESET_URL and
+        EMAIL_VERIFICATION_URL point them at a client app (where mail goes: in
+        production, with SMTP_HOST)."""
+        if self.pages_enabled and self.mail_is_sent:
+            pages = self.public_url + "/account"
+            self.password_reset_url = (
+                self.password_reset_url or pages + "/reset-password?token={token}"
+            )
+            self.email_verification_url = (
+                self.email_verification_url or pages + "/verify-email?token={token}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def mail_goes_somewhere(self) -> "Settings":
         if self.smtp_host and not self.email_from:
             raise ValueError("SMTP_HOST needs EMAIL_FROM, the sender of every mail")
@@ -215,8 +237,8 @@ class Settings(BaseSettings):
             )
         if self.require_verified_email and not self.email_verification_url:
             raise ValueError(
-                "REQUIRE_VERIFIED_EMAIL needs EMAIL_VERIFICATION_URL: users could "
-                "never verify their address"
+                "REQUIRE_VERIFIED_EMAIL needs EMAIL_VERIFICATION_URL (or the pages, "
+                "and mail going out): users could never verify their address"
             )
         return self
 
@@ -259,6 +281,25 @@ class Settings(BaseSettings):
         else:
             self.secret_key = SecretStr(secrets.token_urlsafe(64))
         return self
+
+    @property
+    def session_cookie(self) -> str:
+        """The session cookie's name: in production with the ``__Host-`` prefix,
+        which browsers accept only from a secure origin, for this host alone and
+        the whole site."""
+        return "__Host-session" if self.environment == "production" else "session"
+
+    @property
+    def cookie_is_secure(self) -> bool:
+        """Cookies are sent over https only, but in development on plain http."""
+        return self.environment == "production" or self.public_url.startswith("https:")
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The browser origins whose requests may change state with the session
+        cookie: this service's own (PUBLIC_URL) and CORS_ORIGINS."""
+        parts = urlsplit(self.public_url)
+        return frozenset({f"{parts.scheme}://{parts.netloc}", *self.cors_origins})
 
     @property
     def mail_is_sent(self) -> bool:

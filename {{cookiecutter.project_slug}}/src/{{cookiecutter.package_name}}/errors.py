@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-{{ imports(auth_service="EmailNotVerifiedError, InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", email_links="InvalidLinkTokenError", passwords="HashingBusyError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
+{{ imports(auth_service="EmailNotVerifiedError, InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", email_links="InvalidLinkTokenError", passwords="HashingBusyError", sessions="CsrfError, LoginNotFoundError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -59,6 +59,11 @@ async def _validation_failed(
 async def _said(_request: Request, error: Exception) -> JSONResponse:
     """400 with the rule the request broke (the exception's message)."""
     return JSONResponse({"detail": str(error)}, status.HTTP_400_BAD_REQUEST)
+
+
+async def _forbidden(_request: Request, error: Exception) -> JSONResponse:
+    """403 with the reason (the exception's message)."""
+    return JSONResponse({"detail": str(error)}, status.HTTP_403_FORBIDDEN)
 
 
 #: The methods a 405's Allow header may list, in the order it lists them.
@@ -129,6 +134,8 @@ HANDLERS: dict[type[Exception], Handler] = {
     NotSuperuserError: _answer(
         status.HTTP_403_FORBIDDEN, "Superuser privileges required"
     ),
+    CsrfError: _forbidden,
+    LoginNotFoundError: _answer(status.HTTP_404_NOT_FOUND, "No such login"),
     UserNotFoundError: _answer(status.HTTP_404_NOT_FOUND, "No such user"),
     SelfLockoutError: _said,
     InvalidLinkTokenError: _answer(
@@ -162,6 +169,15 @@ HANDLERS: dict[type[Exception], Handler] = {
         ),
     ),
 }
+
+
+async def answer_to(request: Request, error: Exception) -> Response | None:
+    """The API's answer to ``error``, or None if it is not one this module maps:
+    for the pages, which say the same to a person."""
+    for kind in type(error).__mro__:
+        if handler := HANDLERS.get(kind):
+            return await handler(request, error)
+    return None
 
 
 def add_error_handlers(app: FastAPI) -> None:

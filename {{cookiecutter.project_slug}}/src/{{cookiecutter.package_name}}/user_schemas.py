@@ -6,6 +6,7 @@ from email import policy
 from typing import Annotated, Self, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,6 +19,11 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 {{ imports(passwords="MAX_BYTES, MIN_LENGTH, too_long", schemas="RequestModel") }}
+
+#: Ids and offsets beyond what the database stores are refused before any query.
+MAX_ID = 2**31 - 1
+#: A user's id in a route's path.
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 #: ASCII only, so that case-insensitive comparison means the same on every database
 #: and look-alike characters cannot impersonate another user.

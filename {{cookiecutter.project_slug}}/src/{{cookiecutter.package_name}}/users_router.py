@@ -3,9 +3,9 @@
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
-{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, give_back, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="PasswordChange, UserAdminUpdate, UserCreate, UserPublic, UserUpdateMe", user_service="EmailTakenError, SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, give_back, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="MAX_ID, PasswordChange, UserAdminUpdate, UserCreate, UserId, UserPublic, UserUpdateMe", user_service="EmailTakenError, SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -18,10 +18,6 @@ SELF_LOCKOUT = {
         "description": "Superusers cannot lock themselves out"
     }
 }
-
-#: Ids and offsets beyond what the database stores are refused before any query.
-MAX_ID = 2**31 - 1
-UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 REGISTRATION = {
@@ -48,7 +44,18 @@ async def register(
 ) -> User:
     """Create an account; log in with POST /token or POST /login afterwards. An
     email address given gets a verification mail."""
-    await to_thread.run_sync(reserve, registration_limits(client_address(request)))
+    user, mailed = await register_account(session, data, client_address(request))
+    if mailed:
+        background.add_task(deliver_mails)
+    return user
+
+
+async def register_account(
+    session: SessionDep, data: UserCreate, client: str | None
+) -> tuple[User, bool]:
+    """The new account (throttled per client address), committed, and whether a
+    verification mail is to be sent."""
+    await to_thread.run_sync(reserve, registration_limits(client))
     await to_thread.run_sync(check_new_user, session, data)
     hashed_password = await hash_password(data.password)
     user = await to_thread.run_sync(create_user, session, data, hashed_password)
@@ -57,9 +64,7 @@ async def register(
         session, VERIFICATION_LINK, user.email
     )
     await to_thread.run_sync(session.commit)
-    if mailed:
-        background.add_task(deliver_mails)
-    return user
+    return user, mailed
 
 
 @router.get("/users/me", responses=UNAUTHENTICATED)
@@ -87,19 +92,24 @@ async def update_current_user(
     """Change your name or address. A new address (or none) needs your current
     password, checked like a login's, and counts as a request for a mailed link:
     it is unverified until its link is opened, and the address it replaces is told."""
+    account = await change_account(session, user, changes, client_address(request))
+    if "email" in changes.model_fields_set:
+        background.add_task(deliver_mails)
+    return account
+
+
+async def change_account(
+    session: SessionDep, user: UserPublic, changes: UserUpdateMe, client: str | None
+) -> User:
+    """The user's account with ``changes`` made and committed (a new address:
+    throttled, with the current password checked, and mailed)."""
     places: list[Place] = []
     if "email" in changes.model_fields_set:
-        client = client_address(request)
         if changes.email is not None:  # before the answer says whether it is taken
             limits = mail_request_limits(changes.email, client)
             await to_thread.run_sync(reserve, limits)
         places = await confirm_password(user, changes.current_password or "", client)
-    account = await to_thread.run_sync(
-        _update_account, session, user.id, changes, places
-    )
-    if "email" in changes.model_fields_set:
-        background.add_task(deliver_mails)
-    return account
+    return await to_thread.run_sync(_update_account, session, user.id, changes, places)
 
 
 def _update_account(
@@ -182,7 +192,7 @@ def update_any_user(
     ):
         raise SelfLockoutError("Superusers cannot deactivate or demote themselves")
     if changes.is_active is False:
-        revoke_all_sessions(session, user.id)
+        revoke_all_sessions(session, user.id, "deactivated")
     previous = user.email
     update_user(session, user, changes)
     address_changed(session, previous, user.email)

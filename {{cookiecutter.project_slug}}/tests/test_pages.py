@@ -1,0 +1,249 @@
+"""The service's own pages: every form through the app, as a browser without
+JavaScript posts it, and the same answers as the API's."""
+
+import logging
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+{{ imports(config="settings", main="create_app", pages="CONTENT_SECURITY_POLICY") }}
+
+from .conftest import ORIGIN, PASSWORD, add_user, logged, sign_in, start_login
+
+PAGES = [
+    "/account/sign-in",
+    "/account/register",
+    "/account/forgot-password",
+    "/account/reset-password?token=abc",
+    "/account/verify-email?token=abc",
+]
+FROM_HERE = {"Origin": ORIGIN}
+NEW_PASSWORD = "a brand new password"
+
+
+def post(client: TestClient, path: str, form: dict, **headers: str) -> object:
+    """A form posted by a page of this service, the redirect not followed."""
+    return client.post(
+        f"/account{path}",
+        data=form,
+        headers=FROM_HERE | headers,
+        follow_redirects=False,
+    )
+
+
+def sign_in_by_page(client: TestClient, username: str = "alice") -> str:
+    """Sign in on the page; the account page's CSRF token."""
+    answer = post(client, "/sign-in", {"username": username, "password": PASSWORD})
+    assert answer.status_code == 303 and answer.headers["location"] == "/account"
+    return csrf_of(client.get("/account").text)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def mailed_link(caplog: pytest.LogCaptureFixture, path: str) -> str:
+    """The link to ``path`` in the last mail the service wrote to its log (no mail
+    server in development)."""
+    text = logged(caplog, "mail")[-1]["text"]
+    url = re.search(rf"{re.escape(ORIGIN)}{path}\?token=\S+", text).group()
+    return url.removeprefix(ORIGIN)
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/account"])
+def test_every_page_is_plain_html_under_a_strict_policy(
+    client: TestClient, user: dict, path: str
+) -> None:
+    if path == "/account":
+        sign_in(client)
+    answer = client.get(path)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    html = answer.text
+    assert '<html lang="en">' in html and 'name="viewport"' in html
+    assert "<script" not in html and " style=" not in html and "<style" not in html
+    for field in re.findall(r'<input id="([^"]+)"', html):
+        assert f'<label for="{field}">' in html
+    stylesheet = client.get("/account/static/style.css")
+    assert stylesheet.status_code == 200 and ":focus-visible" in stylesheet.text
+
+
+def test_signing_in_on_the_page_opens_the_account(
+    client: TestClient, user: dict
+) -> None:
+    assert client.get("/account", follow_redirects=False).headers["location"] == (
+        "/account/sign-in"
+    )
+    sign_in_by_page(client)
+    account = client.get("/account").text
+    assert "alice" in account and "(this browser)" in account
+    assert client.get("/users/me").json()["username"] == "alice"  # the same session
+
+
+def test_the_pages_say_the_apis_errors(client: TestClient, user: dict) -> None:
+    wrong = {"username": "alice", "password": "wrong password"}
+    unknown = {"username": "nobody", "password": "wrong password"}
+    api = client.post("/login", json=wrong).json()["detail"]
+    for form in (wrong, unknown):
+        answer = post(client, "/sign-in", form)
+        assert answer.status_code == 401
+        assert api in answer.text and 'role="alert"' in answer.text
+        assert form["password"] not in answer.text  # never sent back
+    for _ in range(settings.login_max_failures):
+        answer = post(client, "/sign-in", wrong)
+    assert answer.status_code == 429 and "Retry-After" in answer.headers
+    taken = post(client, "/register", {"username": "alice", "password": PASSWORD})
+    assert taken.status_code == 409 and "Username already registered" in taken.text
+
+
+def test_a_field_at_fault_is_named_next_to_it_and_in_the_summary(
+    client: TestClient,
+) -> None:
+    answer = post(client, "/register", {"username": "al", "password": "short"})
+    assert answer.status_code == 422
+    html = answer.text
+    for field in ("username", "password"):
+        assert f'id="{field}-error"' in html
+        assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', html)
+        assert f'<a href="#{field}">' in html
+    assert 'value="al"' in html and "short" not in html  # the password is not kept
+
+
+def test_registering_on_the_page_then_verifying_the_mailed_link(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"username": "carol", "password": PASSWORD, "email": "carol@example.com"}
+    with caplog.at_level(logging.INFO):
+        answer = post(client, "/register", form)
+    assert answer.headers["location"] == "/account/sign-in?done=registered"
+    link = mailed_link(caplog, "/account/verify-email")
+    # Opening the link changes nothing (mail scanners open links): a button does.
+    page = client.get(link)
+    assert page.status_code == 200 and "Verify my address" in page.text
+    token = link.partition("token=")[2]
+    sign_in_by_page(client, "carol")
+    assert client.get("/users/me").json()["is_verified"] is False
+    verified = post(client, "/verify-email", {"token": token})
+    assert verified.headers["location"] == "/account?done=email-verified"
+    assert client.get("/users/me").json()["is_verified"] is True
+    again = post(client, "/verify-email", {"token": token})
+    assert again.status_code == 400 and "Invalid or expired token" in again.text
+
+
+def test_a_forgotten_password_is_reset_through_the_pages(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_user("dave")
+    client.patch(
+        "/users/me",
+        json={"email": "dave@example.com", "current_password": PASSWORD},
+        headers=sign_in(client, "dave"),
+    )
+    client.cookies.clear()
+    with caplog.at_level(logging.INFO):
+        asked = post(client, "/forgot-password", {"email": "dave@example.com"})
+        unknown = post(client, "/forgot-password", {"email": "nobody@example.com"})
+    assert asked.headers["location"] == unknown.headers["location"]
+    link = mailed_link(caplog, "/account/reset-password")
+    page = client.get(link).text
+    token = link.partition("token=")[2]
+    assert f'name="token" value="{token}"' in page
+    done = post(
+        client, "/reset-password", {"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert done.headers["location"] == "/account/sign-in?done=password-reset"
+    assert "sign in with the new one" in client.get(done.headers["location"]).text
+    signed_in = post(client, "/sign-in", {"username": "dave", "password": NEW_PASSWORD})
+    assert signed_in.status_code == 303
+
+
+def test_account_forms_need_the_csrf_token_and_this_site(
+    client: TestClient, user: dict
+) -> None:
+    add_user("bob")
+    bobs = sign_in_by_page(client, "bob")  # another session's token
+    client.cookies.clear()
+    token = sign_in_by_page(client)
+    refused = [
+        ({"full_name": "Mallory"}, FROM_HERE),
+        ({"full_name": "Mallory", "csrf_token": bobs}, FROM_HERE),
+        (
+            {"full_name": "Mallory", "csrf_token": token},
+            {"Origin": "https://evil.example"},
+        ),
+    ]
+    for form, headers in refused:
+        answer = client.post(
+            "/account/profile", data=form, headers=headers, follow_redirects=False
+        )
+        assert answer.status_code == 403
+    assert client.get("/users/me").json()["full_name"] is None
+    # Signed out, a page of another site cannot sign anyone in either.
+    client.cookies.clear()
+    foreign = client.post(
+        "/account/sign-in",
+        data={"username": "alice", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert foreign.status_code == 403 and settings.session_cookie not in client.cookies
+
+
+def test_the_account_page_changes_the_profile_and_the_password(
+    client: TestClient, user: dict
+) -> None:
+    token = sign_in_by_page(client)
+    saved = post(
+        client, "/profile", {"full_name": "Alice A.", "email": "", "csrf_token": token}
+    )
+    assert saved.headers["location"] == "/account?done=profile-saved"
+    assert client.get("/users/me").json()["full_name"] == "Alice A."
+    # A new address needs the current password, as through the API.
+    form = {"full_name": "Alice A.", "email": "alice@example.com", "csrf_token": token}
+    refused = post(client, "/profile", form | {"current_password": "wrong password"})
+    assert (
+        refused.status_code == 400 and "Current password is incorrect" in refused.text
+    )
+    moved = post(client, "/profile", form | {"current_password": PASSWORD})
+    assert moved.status_code == 303
+    assert client.get("/users/me").json()["email"] == "alice@example.com"
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    changed = post(client, "/password", change | {"csrf_token": token})
+    assert changed.headers["location"] == "/account/sign-in?done=password-changed"
+    assert client.get("/users/me").status_code == 401  # every login ended
+
+
+def test_the_account_page_ends_another_login_or_all_others_and_signs_out(
+    client: TestClient, user: dict
+) -> None:
+    phone, laptop = start_login(user), start_login(user)
+    token = sign_in_by_page(client)
+    page = client.get("/account").text
+    others = re.findall(r'action="/account/sessions/([0-9a-f]{32})/end"', page)
+    assert len(others) == 2
+    ended = post(client, f"/sessions/{others[0]}/end", {"csrf_token": token})
+    assert ended.headers["location"] == "/account?done=login-ended"
+    assert len(client.get("/users/me/sessions").json()) == 2
+    post(client, "/sessions/end-others", {"csrf_token": token})
+    statuses = [
+        client.get(
+            "/protected", headers={"Authorization": f"Bearer {t['access_token']}"}
+        ).status_code
+        for t in (phone, laptop)
+    ]
+    assert statuses == [401, 401]
+    out = post(client, "/sign-out", {"csrf_token": token})
+    assert out.headers["location"] == "/account/sign-in?done=signed-out"
+    assert client.get("/users/me").status_code == 401
+
+
+def test_pages_can_be_turned_off_for_an_api_only_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "pages_enabled", False)
+    api_only = TestClient(create_app())
+    assert api_only.get("/account/sign-in").status_code == 404
+    assert api_only.get("/account/static/style.css").status_code == 404
+    assert api_only.post("/session", json={}).status_code == 422  # still there
