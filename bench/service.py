@@ -12,7 +12,8 @@ does no work (what any GET /users/me with this contract costs at least); then th
 service on a sqlite file or a throwaway PostgreSQL. It seeds users straight into the
 database (one password hash shared by all, so 100,000 users take seconds) and drives
 load with wrk (installed with apt-get when missing).
-Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint.
+Prints requests/s, p50 and p99, and the ratio to the bare `async def` endpoint;
+GET /users/me is measured with a bearer token and with a browser session's cookie.
 Then the write routes PATCH /users/me and POST /token/refresh (one connection
 each) idle and then during 60 correct logins at once in a loop, with the logins'
 answers by status (503: the hashing queue was full). The service signs with its
@@ -26,6 +27,7 @@ compare ratios measured in one run, not absolute numbers across runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,15 +82,16 @@ def bare_sync() -> dict[str, str]:
 """
 #: The least any GET /users/me can cost with this service's contract, built from the
 #: service's own parts: its request-log middleware (one JSON line and X-Request-ID
-#: per request, security headers), the OAuth2 bearer dependency chain and the
-#: UserPublic response model; but no token check and no database read.
+#: per request, security headers), the caller's dependency chain (a bearer token or
+#: the session cookie) and the UserPublic response model; but no token check and no
+#: database read.
 FLOOR_APP = """\
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
-from {dependencies} import oauth2_scheme
+from {dependencies} import oauth2_scheme, session_cookie
 from {middleware} import RequestMiddleware, configure_logging
 from {user_schemas} import UserPublic
 
@@ -103,7 +107,10 @@ CALLER = UserPublic(
 )
 
 
-async def caller(token: Annotated[str, Depends(oauth2_scheme)]) -> UserPublic:
+async def caller(
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    cookie: Annotated[str | None, Depends(session_cookie)],
+) -> UserPublic:
     return CALLER
 
 
@@ -371,6 +378,19 @@ def tokens_for(base: str, username: str) -> dict[str, str]:
     return body
 
 
+def session_cookie(base: str, username: str) -> str:
+    """A new browser session's cookie (``name=secret``), signed in as a page of the
+    service would (its origin is PUBLIC_URL's default)."""
+    request = urllib.request.Request(
+        f"{base}/session",
+        data=json.dumps({"username": username, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json", "Origin": "http://localhost:8000"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.headers["Set-Cookie"].partition(";")[0]
+
+
 def token_for(base: str, username: str) -> str:
     return tokens_for(base, username)["access_token"]
 
@@ -491,6 +511,14 @@ def measure(
         database.add_users(1, 100, hashed)
         with uvicorn(env, f"{modules['main']}:app", project, workers, settings) as base:
             figures.append(users_me(base, "GET /users/me (100 users)", args))
+            figure = wrk(
+                base + "/users/me",
+                duration=duration,
+                connections=connections,
+                headers={"Cookie": session_cookie(base, "user2")},
+            )
+            figure.name = "GET /users/me (100 users), session cookie"
+            figures.append(figure)
 
             idle = wrk(base + "/health", duration=duration, connections=1)
             idle.name = "GET /health, idle (1 connection)"

@@ -92,6 +92,9 @@ def team_settings(folder: Path) -> dict[str, str]:
         "EMAIL_VERIFICATION_URL": "https://app.team.example/verify?token={token}",
         "REQUIRE_VERIFIED_EMAIL": "true",
         "MAIL_REQUESTS_MAX_PER_HOUR": "1",
+        "PAGES_ENABLED": "false",
+        "SESSION_IDLE_MINUTES": "5",
+        "SESSION_MAX_HOURS": "1",
     }
 
 

@@ -297,9 +297,16 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> frozenset[str]:
         """The browser origins whose requests may change state with the session
-        cookie: this service's own (PUBLIC_URL) and CORS_ORIGINS."""
+        cookie: this service's own (PUBLIC_URL's; on this machine, by any of its
+        names) and CORS_ORIGINS."""
         parts = urlsplit(self.public_url)
-        return frozenset({f"{parts.scheme}://{parts.netloc}", *self.cors_origins})
+        hosts = {parts.netloc}
+        if parts.hostname in LOCAL_HOSTS:
+            port = f":{parts.port}" if parts.port else ""
+            hosts = {f"{host}{port}" for host in ("localhost", "127.0.0.1", "[::1]")}
+        return frozenset({f"{parts.scheme}://{host}" for host in hosts}).union(
+            self.cors_origins
+        )
 
     @property
     def mail_is_sent(self) -> bool:
