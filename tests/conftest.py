@@ -137,12 +137,18 @@ def serve(
     generation wrote (production settings, the fresh secret) and a fresh database;
     returns its base URL; its log is ``<purpose>.log`` in the test's ``tmp_path``.
     ``cheap_hashing=True`` lowers the hashing cost only; a DATABASE_URL among the
-    settings replaces the fresh database (two servers may share one). Every server
-    is stopped after the test."""
+    settings replaces the fresh database (two servers may share one).
+    ``public_url="http://localhost:{port}"``: where the service is reached, ``{port}``
+    being the port chosen for it; its PUBLIC_URL and the base URL returned. Every
+    server is stopped after the test."""
     processes: list[subprocess.Popen] = []
 
-    def start(purpose: str, *, cheap_hashing: bool = False, **settings: str) -> str:
+    def start(
+        purpose: str, *, cheap_hashing: bool = False, public_url: str = "", **settings: str
+    ) -> str:
         port = free_port()
+        if public_url:
+            public_url = settings["PUBLIC_URL"] = public_url.format(port=port)
         command: list[str | Path] = [env.bin("python"), "-m", baked.package, "serve"]
         if cheap_hashing:
             script = CHEAP_HASHING_SERVE.format(
@@ -162,7 +168,7 @@ def serve(
                 stderr=subprocess.STDOUT,
             )
         processes.append(process)
-        base = f"http://127.0.0.1:{port}"
+        base = public_url or f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health", process, log)
         return base
 

@@ -1,28 +1,46 @@
-"""/docs in a real headless Chromium, as users first try the service: Authorize with
-the password flow, then "Try it out" on GET /users/me. On the first variant only: no
-option changes the page or its scripts (each variant's own tests check that its
-/docs loads and serves its assets itself). A screenshot of the answered call is kept
-in TEMPLATE_TEST_ARTIFACTS (default: test-artifacts/)."""
+"""Real headless Chromium, as people use the service.
+
+/docs, as users first try the service: Authorize with the password flow, then "Try it
+out" on GET /users/me. On the first variant only: no option changes the page or its
+scripts (each variant's own tests check that its /docs loads and serves its assets
+itself).
+
+The pages under /account, on one variant of each structure (which moves their code),
+both databases among them: one person's story from registering to a forgotten
+password, with the mails caught by an SMTP server in this process; a login elsewhere
+seen and ended from the account page; forms posted by a page of another origin
+refused. Every page seen passes axe-core (no "serious" or "critical" violation) and
+does not scroll sideways on a phone.
+
+Screenshots are kept in TEMPLATE_TEST_ARTIFACTS (default: test-artifacts/)."""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as visible
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .support import TEMPLATE, http, variant_id, variant_params
-
-pytestmark = pytest.mark.parametrize("variant", variant_params(first_only=True))
+from .support import TEMPLATE, free_port, http, variant_id, variant_params
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 BROWSER_HINT = (
@@ -30,6 +48,8 @@ BROWSER_HINT = (
     "`sudo apt-get install -y chromium chromium-driver` (Debian)"
 )
 ARTIFACTS = Path(os.environ.get("TEMPLATE_TEST_ARTIFACTS", TEMPLATE / "test-artifacts"))
+DESKTOP = (1280, 1400)
+PHONE = (390, 844)
 
 #: No connection leaves the machine: only the service under test is reachable.
 CHROMIUM_FLAGS = [
@@ -42,10 +62,25 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1280,1400",
+    f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
 ]
 
 USERS_ME = "#operations-users-read_current_user"
+
+#: axe-core, as the selenium-axe-python package ships it (requirements-test.txt).
+AXE_JS = files("selenium_axe_python") / "axe-core" / "axe.min.js"
+#: What axe-core finds that fails a page (it also reports "moderate" and "minor").
+BLOCKING = ("serious", "critical")
+#: Runs in the page after axe.min.js: its violations, with what a reader needs.
+AXE_RUN = """
+return axe.run(document, {resultTypes: ["violations"]}).then(results => ({
+  version: axe.version,
+  violations: results.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), summary: n.failureSummary})),
+  })),
+}));
+"""
 
 
 @pytest.fixture
@@ -67,6 +102,7 @@ def browser() -> Iterator[WebDriver]:
         session.quit()
 
 
+@pytest.mark.parametrize("variant", variant_params(first_only=True))
 def test_docs_authorize_and_try_out_users_me_in_a_real_browser(
     variant: dict[str, str], serve: Callable[..., str], browser: WebDriver
 ) -> None:
@@ -100,3 +136,289 @@ def test_docs_authorize_and_try_out_users_me_in_a_real_browser(
     assert response.find_element(By.CSS_SELECTOR, ".response-col_status").text == "200"
     body = response.find_element(By.CSS_SELECTOR, ".response-col_description").text
     assert '"username": "docsuser"' in body
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every mail it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.port = 0
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        content = envelope.content  # type: ignore[attr-defined]
+        self.messages.append(message_from_bytes(content, policy=policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def link(self, wait: WebDriverWait, to: str, url: str) -> str:
+        """The link to ``url`` (``?token=...``) in a mail to ``to``, once one came."""
+        pattern = re.compile(rf"{re.escape(url)}\?token=[A-Za-z0-9_-]+")
+
+        def mailed(_: object) -> str | None:
+            for message in list(self.messages):
+                body = message.get_body(("plain",))
+                found = body and pattern.search(body.get_content())
+                if message["To"] == to and found:
+                    return found.group()
+            return None
+
+        return wait.until(mailed, f"no mail to {to} with a link to {url}")
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """An SMTP server on the loopback, and what it receives."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other_site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A site of another origin (another port of localhost: the same site, so the
+    session cookie goes with its forms, and only the origin check can refuse them):
+    the folder it serves and its URL."""
+    folder = tmp_path / "other-site"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@functools.cache
+def axe_source() -> str:
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@dataclass
+class Pages:
+    """The service's pages as one browser sees them; every page shown is checked
+    (``check``), and what the checks found is kept in ``findings``."""
+
+    browser: WebDriver
+    base: str
+    name: str
+    findings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.wait = WebDriverWait(self.browser, 10)
+
+    def open(self, path: str, page: str) -> None:
+        self.browser.get(path if "://" in path else self.base + path)
+        self.check(page)
+
+    def check(self, page: str) -> None:
+        """axe-core on the page shown; its screenshots; on a phone, no scrolling
+        sideways."""
+        answer = self.browser.execute_script(axe_source() + AXE_RUN)
+        for violation in answer["violations"]:
+            if violation["impact"] in BLOCKING:
+                where = "".join(
+                    f"\n      at {node['target']}: "
+                    + " / ".join(node["summary"].splitlines()[1:] or [node["summary"]])
+                    for node in violation["nodes"]
+                )
+                self.findings.append(
+                    f"{page} ({self.browser.current_url}): {violation['impact']} "
+                    f"{violation['id']}: {violation['help']} ({violation['helpUrl']}){where}"
+                )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.browser.save_screenshot(str(ARTIFACTS / f"pages-{self.name}-{page}.png"))
+        self.browser.set_window_size(*PHONE)
+        try:
+            scroll, width = self.browser.execute_script(
+                "const page = document.documentElement;return [page.scrollWidth, page.clientWidth];"
+            )
+            self.browser.save_screenshot(str(ARTIFACTS / f"pages-{self.name}-{page}-phone.png"))
+        finally:
+            self.browser.set_window_size(*DESKTOP)
+        if scroll > width:
+            self.findings.append(
+                f"{page}: scrolls sideways on a phone ({scroll} px wide in {width} px)"
+            )
+
+    def fill(self, **fields: str) -> None:
+        for name, value in fields.items():
+            box = self.browser.find_element(By.ID, name)
+            box.clear()
+            box.send_keys(value)
+
+    def press(self, button: str, within: WebElement | None = None) -> None:
+        """Click the button and wait for the page it leads to."""
+        page = self.browser.find_element(By.TAG_NAME, "html")
+        scope = within or self.browser
+        scope.find_element(By.XPATH, f'.//button[normalize-space(text())="{button}"]').click()
+        self.wait.until(visible.staleness_of(page))
+
+    def find(self, css: str) -> WebElement:
+        return self.browser.find_element(By.CSS_SELECTOR, css)
+
+    def texts(self, css: str) -> list[str]:
+        return [element.text for element in self.browser.find_elements(By.CSS_SELECTOR, css)]
+
+    def shows(self, heading: str, notice: str | None = None) -> None:
+        """The page shown is ``heading``'s, saying ``notice`` (and no error) if given."""
+        shown = self.find("h1").text, self.texts(".error-summary li")
+        assert shown[0] == heading, f"{self.browser.current_url} shows {shown}"
+        if notice is not None:
+            assert self.texts(".notice") == [notice]
+            assert self.texts(".error-summary") == []
+
+    def status(self) -> int:
+        """The HTTP status of the page shown."""
+        return self.browser.execute_script(
+            "return performance.getEntriesByType('navigation')[0].responseStatus"
+        )
+
+
+HOSTILE_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Another site</title></head>
+<body><main>
+<form method="post" action="{base}/account/profile">
+  <input type="hidden" name="csrf_token" value="{csrf}">
+  <input type="hidden" name="full_name" value="Mallory">
+  <button type="submit">Claim your prize</button>
+</form>
+<form method="post" action="{base}/account/sign-out">
+  <input type="hidden" name="csrf_token" value="{csrf}">
+  <button type="submit">Unsubscribe</button>
+</form>
+</main></body>
+</html>
+"""
+
+
+@pytest.mark.parametrize("variant", variant_params(one_per="structure", covering="database"))
+def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
+    variant: dict[str, str],
+    serve: Callable[..., str],
+    browser: WebDriver,
+    inbox: Inbox,
+    other_site: tuple[Path, str],
+) -> None:
+    # localhost, as people try a service on their machine; browsers take the
+    # production cookie (__Host-, Secure) from it as from https.
+    base = serve(
+        "pages",
+        cheap_hashing=True,
+        public_url="http://localhost:{port}",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(inbox.port),
+        SMTP_SECURITY="none",
+        EMAIL_FROM="Accounts <accounts@example.com>",
+    )
+    pages = Pages(browser, base, variant_id(variant))
+    wait = pages.wait
+    username, email = "pat", "pat@example.com"
+    password, changed, chosen = "pat's first password", "pat's second password", "a third one"
+
+    # Register with an email address: a mail comes with a link to the pages.
+    pages.open("/account/sign-in", "sign-in")
+    browser.find_element(By.LINK_TEXT, "Create an account").click()
+    wait.until(visible.title_contains("Create an account"))
+    pages.check("register")
+    pages.fill(username=username, password=password, email=email)
+    pages.press("Create the account")
+    pages.shows("Sign in", "Your account is ready: sign in.")
+
+    # Opening the link changes nothing; its button verifies the address.
+    link = inbox.link(wait, email, f"{base}/account/verify-email")
+    pages.open(link, "verify-email")
+    pages.press("Verify my address")
+    pages.shows("Sign in", "Your email address is verified.")
+
+    # A wrong password: said on the page; the right one opens the account.
+    pages.fill(username=username, password="not pat's password")
+    pages.press("Sign in")
+    pages.shows("Sign in")
+    assert browser.title.startswith("Error:") and pages.texts(".error-summary li")
+    pages.check("sign-in-failed")
+    pages.fill(username=username, password=password)
+    pages.press("Sign in")
+    pages.shows("Your account")
+    assert pages.find("main p").text == f"Signed in as {username}."
+    assert pages.find("#email").get_attribute("value") == email
+    assert pages.find("#email-hint").text == "Verified"
+    cookies = {cookie["name"]: cookie for cookie in browser.get_cookies()}
+    assert cookies["__Host-session"]["secure"] and cookies["__Host-session"]["httpOnly"]
+
+    # A login elsewhere (the API's): seen on the account page, ended from it.
+    status, elsewhere = http(
+        "POST", f"{base}/login", json_body={"username": username, "password": password}
+    )
+    assert status == 200
+    browser.refresh()
+    pages.check("account")
+    logins = browser.find_elements(By.CSS_SELECTOR, ".logins li")
+    assert len(logins) == 2
+    [other] = [login for login in logins if "(this browser)" not in login.text]
+    pages.press("Sign out", within=other)
+    pages.shows("Your account", "That login is ended.")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".logins li")) == 1
+    refresh = {"refresh_token": elsewhere["refresh_token"]}
+    assert http("POST", f"{base}/token/refresh", json_body=refresh)[0] == 401
+    assert http("GET", f"{base}/users/me", token=elsewhere["access_token"])[0] == 401
+
+    # A page of another origin posts the account's forms (with the right CSRF
+    # token, even): refused, and nothing changes.
+    folder, site = other_site
+    csrf = pages.find("input[name=csrf_token]").get_attribute("value")
+    (folder / "index.html").write_text(HOSTILE_PAGE.format(base=base, csrf=csrf))
+    for button in ("Claim your prize", "Unsubscribe"):
+        browser.get(f"{site}/")
+        pages.press(button)
+        assert browser.current_url.startswith(base)
+        assert pages.status() == 403, button
+        browser.get(f"{base}/account")
+        pages.shows("Your account")
+        assert pages.find("#full_name").get_attribute("value") == ""
+
+    # A new password ends every login, this browser's too.
+    status, before = http(
+        "POST", f"{base}/login", json_body={"username": username, "password": password}
+    )
+    assert status == 200
+    pages.fill(**{"password-current": password, "new_password": changed})
+    pages.press("Change the password")
+    pages.shows("Sign in", "Your password is changed: sign in again everywhere.")
+    assert http("GET", f"{base}/users/me", token=before["access_token"])[0] == 401
+    browser.get(f"{base}/account")
+    pages.shows("Sign in")
+
+    # Forgotten: a mailed link to choose another one, which signs in.
+    browser.find_element(By.LINK_TEXT, "Forgot your password?").click()
+    wait.until(visible.title_contains("Forgot your password?"))
+    pages.check("forgot-password")
+    pages.fill(email=email)
+    pages.press("Send the link")
+    pages.shows("Forgot your password?")
+    assert pages.texts(".notice")
+    link = inbox.link(wait, email, f"{base}/account/reset-password")
+    pages.open(link, "reset-password")
+    pages.fill(new_password=chosen)
+    pages.press("Change the password")
+    pages.shows("Sign in", "Your password is changed: sign in with the new one.")
+    pages.fill(username=username, password=chosen)
+    pages.press("Sign in")
+    pages.shows("Your account")
+    assert pages.find("main p").text == f"Signed in as {username}."
+    for old in (password, changed):
+        credentials = {"username": username, "password": old}
+        assert http("POST", f"{base}/login", json_body=credentials)[0] == 401
+
+    assert not pages.findings, "\n".join(
+        [f"The pages of {pages.name} fail these checks:", *pages.findings]
+    )
