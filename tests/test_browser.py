@@ -222,7 +222,18 @@ class Pages:
     def check(self, page: str) -> None:
         """axe-core on the page shown; its screenshots; on a phone, no scrolling
         sideways."""
+        import time; t0 = time.monotonic()
         answer = self.browser.execute_script(axe_source() + AXE_RUN)
+        print("axe", page, time.monotonic() - t0)
+        import json
+        with open("/tmp/axe-all.txt", "a") as out:
+            out.write(json.dumps([page, answer]) + "\n")
+        self.browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        dark = self.browser.execute_script(axe_source() + AXE_RUN)
+        with open("/tmp/axe-all.txt", "a") as out:
+            out.write(json.dumps([page + "-dark", dark]) + "\n")
+        self.browser.save_screenshot(str(ARTIFACTS / f"pages-{self.name}-{page}-dark.png"))
+        self.browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
         for violation in answer["violations"]:
             if violation["impact"] in BLOCKING:
                 where = "".join(
@@ -235,7 +246,9 @@ class Pages:
                     f"{violation['id']}: {violation['help']} ({violation['helpUrl']}){where}"
                 )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
         self.browser.save_screenshot(str(ARTIFACTS / f"pages-{self.name}-{page}.png"))
+        print("shot", time.monotonic() - t0); t0 = time.monotonic()
         self.browser.set_window_size(*PHONE)
         try:
             scroll, width = self.browser.execute_script(
@@ -244,6 +257,7 @@ class Pages:
             self.browser.save_screenshot(str(ARTIFACTS / f"pages-{self.name}-{page}-phone.png"))
         finally:
             self.browser.set_window_size(*DESKTOP)
+        print("phone", time.monotonic() - t0)
         if scroll > width:
             self.findings.append(
                 f"{page}: scrolls sideways on a phone ({scroll} px wide in {width} px)"
@@ -309,7 +323,10 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     inbox: Inbox,
     other_site: tuple[Path, str],
 ) -> None:
+    import time; T0 = time.monotonic()
+    print("LAP", 'localhost, as people try a service on ', time.monotonic() - T0)
     # localhost, as people try a service on their machine; browsers take the
+    print("LAP", 'production cookie (__Host-, Secure) fr', time.monotonic() - T0)
     # production cookie (__Host-, Secure) from it as from https.
     base = serve(
         "pages",
@@ -325,6 +342,7 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     username, email = "pat", "pat@example.com"
     password, changed, chosen = "pat's first password", "pat's second password", "a third one"
 
+    print("LAP", 'Register with an email address: a mail', time.monotonic() - T0)
     # Register with an email address: a mail comes with a link to the pages.
     pages.open("/account/sign-in", "sign-in")
     browser.find_element(By.LINK_TEXT, "Create an account").click()
@@ -334,12 +352,14 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     pages.press("Create the account")
     pages.shows("Sign in", "Your account is ready: sign in.")
 
+    print("LAP", 'Opening the link changes nothing; its ', time.monotonic() - T0)
     # Opening the link changes nothing; its button verifies the address.
     link = inbox.link(wait, email, f"{base}/account/verify-email")
     pages.open(link, "verify-email")
     pages.press("Verify my address")
     pages.shows("Sign in", "Your email address is verified.")
 
+    print("LAP", 'A wrong password: said on the page; th', time.monotonic() - T0)
     # A wrong password: said on the page; the right one opens the account.
     pages.fill(username=username, password="not pat's password")
     pages.press("Sign in")
@@ -355,6 +375,7 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     cookies = {cookie["name"]: cookie for cookie in browser.get_cookies()}
     assert cookies["__Host-session"]["secure"] and cookies["__Host-session"]["httpOnly"]
 
+    print("LAP", "A login elsewhere (the API's): seen on", time.monotonic() - T0)
     # A login elsewhere (the API's): seen on the account page, ended from it.
     status, elsewhere = http(
         "POST", f"{base}/login", json_body={"username": username, "password": password}
@@ -372,7 +393,9 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     assert http("POST", f"{base}/token/refresh", json_body=refresh)[0] == 401
     assert http("GET", f"{base}/users/me", token=elsewhere["access_token"])[0] == 401
 
+    print("LAP", 'A page of another origin posts the acc', time.monotonic() - T0)
     # A page of another origin posts the account's forms (with the right CSRF
+    print("LAP", 'token, even): refused, and nothing cha', time.monotonic() - T0)
     # token, even): refused, and nothing changes.
     folder, site = other_site
     csrf = pages.find("input[name=csrf_token]").get_attribute("value")
@@ -386,6 +409,7 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
         pages.shows("Your account")
         assert pages.find("#full_name").get_attribute("value") == ""
 
+    print("LAP", 'A new password ends every login, this ', time.monotonic() - T0)
     # A new password ends every login, this browser's too.
     status, before = http(
         "POST", f"{base}/login", json_body={"username": username, "password": password}
@@ -398,6 +422,7 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     browser.get(f"{base}/account")
     pages.shows("Sign in")
 
+    print("LAP", 'Forgotten: a mailed link to choose ano', time.monotonic() - T0)
     # Forgotten: a mailed link to choose another one, which signs in.
     browser.find_element(By.LINK_TEXT, "Forgot your password?").click()
     wait.until(visible.title_contains("Forgot your password?"))
@@ -422,3 +447,4 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     assert not pages.findings, "\n".join(
         [f"The pages of {pages.name} fail these checks:", *pages.findings]
     )
+    print("LAP end", time.monotonic() - T0)

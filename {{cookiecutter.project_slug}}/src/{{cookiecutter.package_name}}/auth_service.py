@@ -264,12 +264,14 @@ def open_login(
         .order_by(AuthSession.created_at.desc(), AuthSession.id)
         .offset(settings.max_sessions_per_user - 1)
     )
-    session.execute(
+    ended = session.execute(
         update(AuthSession)
         .where(AuthSession.id.in_(oldest))
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if ended:
+        log_event("logins_ended", user_id=user_id, count=ended, reason="too_many")
     auth_session = AuthSession(
         id=uuid.uuid4().hex,
         user_id=user_id,

@@ -1,5 +1,4 @@
-"""Browser sessions and logins in view: a login's cookie secret (as its hash), when
-it was last used, and where it started.
+"""Add to logins a session cookie's secret hash, last use, client and user agent.
 
 Revision ID: 0006
 Revises: 0005
