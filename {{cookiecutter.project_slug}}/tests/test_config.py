@@ -136,6 +136,22 @@ def test_mailed_links_open_the_pages_unless_a_client_app_takes_them() -> None:
         assert off.email_verification_url is None
 
 
+def test_state_changes_with_the_cookie_come_from_public_url_or_cors_origins() -> None:
+    remote = make(
+        environment="test",
+        public_url="https://id.example/auth",
+        cors_origins="https://app.example",
+    )
+    assert remote.allowed_origins == {"https://id.example", "https://app.example"}
+    # On this machine, a browser may name it any way.
+    local = make(environment="test", public_url="http://localhost:8000")
+    assert local.allowed_origins == {
+        "http://localhost:8000",
+        "http://127.0.0.1:8000",
+        "http://[::1]:8000",
+    }
+
+
 @pytest.mark.parametrize("minutes", [0, -5])
 def test_token_lifetime_must_be_positive(minutes: int) -> None:
     with pytest.raises(ValidationError):
