@@ -168,6 +168,8 @@ def test_account_forms_need_the_csrf_token_and_this_site(
     token = sign_in_by_page(client)
     refused = [
         ({"full_name": "Mallory"}, FROM_HERE),
+        # A page without a referrer policy that allows it sends "Origin: null".
+        ({"full_name": "Mallory", "csrf_token": token}, {"Origin": "null"}),
         ({"full_name": "Mallory", "csrf_token": bobs}, FROM_HERE),
         (
             {"full_name": "Mallory", "csrf_token": token},
@@ -179,6 +181,7 @@ def test_account_forms_need_the_csrf_token_and_this_site(
             "/account/profile", data=form, headers=headers, follow_redirects=False
         )
         assert answer.status_code == 403
+        assert "Mallory" not in answer.text  # a forged form is not shown back
     assert client.get("/users/me").json()["full_name"] is None
     # Signed out, a page of another site cannot sign anyone in either.
     client.cookies.clear()

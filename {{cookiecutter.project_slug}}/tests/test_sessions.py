@@ -236,6 +236,16 @@ def test_a_user_sees_their_logins_and_ends_one_or_all_others(
     assert len(logins) == 3
     [mine] = [login for login in logins if login["current"]]
     assert mine["user_agent"] == "testclient" and mine["client"] == "testclient"
+    # A login through the API says where it came from too.
+    chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36"
+    client.post(
+        "/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers={"User-Agent": chrome},
+    )
+    assert "Chrome on Windows" in [
+        login["user_agent"] for login in client.get("/users/me/sessions").json()
+    ]
     assert set(mine) == {
         "id",
         "created_at",

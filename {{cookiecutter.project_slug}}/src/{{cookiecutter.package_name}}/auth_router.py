@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Body, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address, user_agent", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -34,7 +34,10 @@ async def token(
     if form.grant_type == "refresh_token":
         return await run_in_threadpool(_refresh, session, form.refresh_token or "")
     return await log_in(
-        form.username or "", form.password or "", client_address(request)
+        form.username or "",
+        form.password or "",
+        client_address(request),
+        user_agent(request),
     )
 
 
@@ -42,7 +45,10 @@ async def token(
 async def login(credentials: LoginRequest, request: Request) -> Token:
     """The same as POST /token with the password grant, with a JSON body."""
     return await log_in(
-        credentials.username, credentials.password, client_address(request)
+        credentials.username,
+        credentials.password,
+        client_address(request),
+        user_agent(request),
     )
 
 

@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-{{ imports(auth_router="RESET_ASKED", auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest", auth_service="change_password, revoke_all_sessions", config="settings", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, cookie_caller, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, verify_email", errors="answer_to", sessions="CSRF_FIELD, check_csrf, check_origin, csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
+{{ imports(auth_router="RESET_ASKED", auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest", auth_service="change_password, revoke_all_sessions", config="settings", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, cookie_caller, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, verify_email", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin, csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
 
 #: The pages' templates and static files.
 ASSETS = Path(str(files(__name__.partition(".")[0]) / "web"))
@@ -104,8 +104,10 @@ async def submit(
 ) -> Response:
     """Run ``action`` on the posted form; if it fails, the page again, with what
     the API would say about it, next to the field at fault or in the summary.
-    Passwords are never sent back."""
+    Passwords are never sent back, nor anything of a form refused by the CSRF
+    checks (another site's: its values are not the user's)."""
     form = await read_form(request)
+    kept = {name: value for name, value in form.items() if "password" not in name}
     headers = None
     try:
         return await action(form)
@@ -116,13 +118,14 @@ async def submit(
             for problem in error.errors(include_input=False, include_url=False)
         }
     except Exception as error:
+        if isinstance(error, CsrfError):
+            kept = {}  # another site's form: its values are not the user's
         answer = await answer_to(request, error)
         if answer is None:
             raise
         code, errors = answer.status_code, {"": json.loads(answer.body)["detail"]}
         if "retry-after" in answer.headers:
             headers = {"Retry-After": answer.headers["retry-after"]}
-    kept = {name: value for name, value in form.items() if "password" not in name}
     extra = await context() if context else {}
     return page(request, template, code, headers, form=kept, errors=errors, **extra)
 
@@ -316,7 +319,7 @@ async def profile_form(request: Request, background: BackgroundTasks) -> Respons
         changes: dict[str, str | None] = {}
         if form.get("full_name", "") != (user.full_name or ""):
             changes["full_name"] = form.get("full_name") or None
-        if form.get("email", "") != (user.email or ""):
+        if "email" in form and form["email"] != (user.email or ""):
             changes["email"] = form.get("email") or None
             changes["current_password"] = form.get("current_password", "")
         update = UserUpdateMe.model_validate(changes)
