@@ -43,6 +43,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions": "sessions",
         "sessions_router": "session_routes",
         "pages": "pages",
+        "page_views": "page_views",
         "main": "main",
     },
     "layered": {
@@ -70,6 +71,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions": "services.sessions",
         "sessions_router": "api.routes.sessions",
         "pages": "api.routes.pages",
+        "page_views": "api.page_views",
         "main": "main",
     },
     "domain": {
@@ -97,6 +99,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions": "auth.sessions",
         "sessions_router": "auth.session_router",
         "pages": "web.router",
+        "page_views": "web.views",
         "main": "main",
     },
 }

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-{{ imports(config="settings", main="create_app", pages="CONTENT_SECURITY_POLICY") }}
+{{ imports(config="settings", main="create_app", page_views="CONTENT_SECURITY_POLICY") }}
 
 from .conftest import ORIGIN, PASSWORD, add_user, logged, sign_in, start_login
 
