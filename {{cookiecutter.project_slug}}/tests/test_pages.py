@@ -17,6 +17,7 @@ PAGES = [
     "/account/forgot-password",
     "/account/reset-password?token=abc",
     "/account/verify-email?token=abc",
+    "/account/verify-email",
 ]
 FROM_HERE = {"Origin": ORIGIN}
 NEW_PASSWORD = "a brand new password"
@@ -130,6 +131,29 @@ def test_registering_on_the_page_then_verifying_the_mailed_link(
     assert client.get("/users/me").json()["is_verified"] is True
     again = post(client, "/verify-email", {"token": token})
     assert again.status_code == 400 and "Invalid or expired token" in again.text
+
+
+def test_a_user_who_must_verify_first_asks_the_pages_for_a_new_link(
+    client: TestClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    form = {"username": "erin", "password": PASSWORD, "email": "erin@example.com"}
+    post(client, "/register", form)
+    monkeypatch.setattr(settings, "require_verified_email", True)
+    credentials = {"username": "erin", "password": PASSWORD}
+    refused = post(client, "/sign-in", credentials)
+    api = client.post("/login", json=credentials).json()["detail"]
+    assert refused.status_code == 403 and api in refused.text
+    assert 'href="/account/verify-email"' in client.get("/account/sign-in").text
+    with caplog.at_level(logging.INFO):
+        asked = post(client, "/verify-email/resend", {"email": "erin@example.com"})
+        unknown = post(client, "/verify-email/resend", {"email": "no@example.com"})
+    assert asked.headers["location"] == unknown.headers["location"]
+    assert asked.headers["location"] == "/account/verify-email?done=verification-asked"
+    token = mailed_link(caplog, "/account/verify-email").partition("token=")[2]
+    post(client, "/verify-email", {"token": token})
+    assert post(client, "/sign-in", credentials).status_code == 303
 
 
 def test_a_forgotten_password_is_reset_through_the_pages(

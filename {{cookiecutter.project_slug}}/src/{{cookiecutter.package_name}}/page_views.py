@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-{{ imports(auth_router="RESET_ASKED", config="settings", database="SessionLocal", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
+{{ imports(auth_router="RESET_ASKED, VERIFICATION_ASKED", config="settings", database="SessionLocal", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
 
 #: The pages' templates and static files.
 ASSETS = Path(str(files(__name__.partition(".")[0]) / "web"))
@@ -31,6 +31,7 @@ NOTICES = {
     "registered": "Your account is ready: sign in.",
     "signed-out": "You are signed out.",
     "reset-asked": RESET_ASKED + ".",
+    "verification-asked": VERIFICATION_ASKED + ".",
     "password-reset": "Your password is changed: sign in with the new one.",
     "password-changed": "Your password is changed: sign in again everywhere.",
     "email-verified": "Your email address is verified.",
@@ -59,6 +60,9 @@ def page(
         {
             "service": TITLE,
             "notice": NOTICES.get(request.query_params.get("done", "")),
+            # Which mailed links the service sends: the pages offer only those.
+            "reset": bool(settings.password_reset_url),
+            "verification": bool(settings.email_verification_url),
             "errors": {},
             "form": {},
             **context,

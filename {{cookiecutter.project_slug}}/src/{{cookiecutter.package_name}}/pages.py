@@ -16,7 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest", auth_service="change_password, revoke_all_sessions", config="settings", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, verify_email", page_views="ASSETS, NOTICES, Form, from_this_site, in_transaction, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
+{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="change_password, revoke_all_sessions", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", page_views="ASSETS, NOTICES, Form, from_this_site, in_transaction, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
 
 router = APIRouter(prefix="/account", include_in_schema=False)
 
@@ -32,7 +32,7 @@ def add_pages(app: FastAPI) -> None:
 async def sign_in_page(request: Request) -> Response:
     if await signed_in(request):
         return redirect("")
-    return page(request, "sign_in.html", reset=bool(settings.password_reset_url))
+    return page(request, "sign_in.html")
 
 
 @router.post("/sign-in")
@@ -50,11 +50,7 @@ async def sign_in_form(request: Request) -> Response:
         set_session_cookie(response, started.secret)
         return response
 
-    return await submit(request, "sign_in.html", action, _reset_context)
-
-
-async def _reset_context() -> dict[str, Any]:
-    return {"reset": bool(settings.password_reset_url)}
+    return await submit(request, "sign_in.html", action)
 
 
 @router.get("/register")
@@ -83,9 +79,7 @@ def _given(form: Form) -> Form:
 
 @router.get("/forgot-password")
 async def forgot_password_page(request: Request) -> Response:
-    return page(
-        request, "forgot_password.html", reset=bool(settings.password_reset_url)
-    )
+    return page(request, "forgot_password.html")
 
 
 @router.post("/forgot-password")
@@ -99,7 +93,7 @@ async def forgot_password_form(
         background.add_task(deliver_mails)
         return redirect("/forgot-password", "reset-asked")
 
-    return await submit(request, "forgot_password.html", action, _reset_context)
+    return await submit(request, "forgot_password.html", action)
 
 
 @router.get("/reset-password")
@@ -135,6 +129,25 @@ async def verify_email_form(request: Request) -> Response:
         token = form.get("token", "")
         await to_thread.run_sync(verify_email, token, client_address(request))
         return redirect("", "email-verified")
+
+    return await submit(request, "verify_email.html", action)
+
+
+@router.post("/verify-email/resend")
+async def resend_verification_form(
+    request: Request, background: BackgroundTasks
+) -> Response:
+    """A new verification link, for a user signed out (one whom
+    REQUIRE_VERIFIED_EMAIL keeps from signing in, say): answered as the API does."""
+
+    async def action(form: Form) -> Response:
+        from_this_site(request)
+        asked = VerificationRequest.model_validate(form)
+        await to_thread.run_sync(
+            request_verification, asked.email, client_address(request)
+        )
+        background.add_task(deliver_mails)
+        return redirect("/verify-email", "verification-asked")
 
     return await submit(request, "verify_email.html", action)
 
