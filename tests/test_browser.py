@@ -459,6 +459,9 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     pages.shows("Sign in", "You are signed out.")
     browser.get(f"{base}/account")
     pages.shows("Sign in")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "verify your email address").click()
+    wait.until(visible.title_contains("Verify your email address"))
+    pages.check("verify-email-resend")
 
     assert not pages.findings, "\n".join(
         [f"The pages of {pages.name} fail these checks:", *pages.findings]
