@@ -151,8 +151,13 @@ async def _touched(caller: Caller | None) -> Caller | None:
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 
-async def get_current_user(caller: CurrentCaller) -> UserPublic:
-    return caller.user
+async def get_current_user(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    cookie: Annotated[str | None, Depends(session_cookie)],
+) -> UserPublic:
+    """get_caller's user (one dependency fewer to solve on the fast path)."""
+    return (await get_caller(request, token, cookie)).user
 
 
 @dataclass(frozen=True)
