@@ -9,7 +9,7 @@ The pages under /account, on one variant of each structure (which moves their co
 both databases among them: one person's story from registering to a forgotten
 password, with the mails caught by an SMTP server in this process; a login elsewhere
 seen and ended from the account page; forms posted by a page of another origin
-refused. Every page seen passes axe-core (no "serious" or "critical" violation) and
+refused; the generated README's fetch calls for a browser app, run as written. Every page seen passes axe-core (no "serious" or "critical" violation) and
 does not scroll sideways on a phone.
 
 Screenshots are kept in TEMPLATE_TEST_ARTIFACTS (default: test-artifacts/)."""
@@ -17,6 +17,7 @@ Screenshots are kept in TEMPLATE_TEST_ARTIFACTS (default: test-artifacts/)."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -41,7 +42,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as visible
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .support import TEMPLATE, call, free_port, http, variant_id, variant_params
+from .support import TEMPLATE, Baked, call, free_port, http, variant_id, variant_params
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 BROWSER_HINT = (
@@ -326,9 +327,28 @@ HOSTILE_PAGE = """<!doctype html>
 """
 
 
+#: Runs a block of the generated README in the page, given the names it uses.
+README_FETCH = """
+const done = arguments[arguments.length - 1];
+(async () => {{
+  const username = {username}, password = {password};
+  {snippet}
+  return {{me, access_token}};
+}})().then(done, error => done({{error: String(error)}}));
+"""
+
+
+def readme_block(readme: Path, language: str) -> str:
+    """The first fenced block of ``language`` in a README."""
+    found = re.search(rf"```{language}\n(.*?)```", readme.read_text(), re.S)
+    assert found, f"no {language} block in {readme}"
+    return found[1]
+
+
 @pytest.mark.parametrize("variant", variant_params(one_per="structure", covering="database"))
 def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     variant: dict[str, str],
+    baked: Baked,
     serve: Callable[..., str],
     browser: WebDriver,
     inbox: Inbox,
@@ -462,6 +482,21 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     browser.find_element(By.PARTIAL_LINK_TEXT, "verify your email address").click()
     wait.until(visible.title_contains("Verify your email address"))
     pages.check("verify-email-resend")
+
+    # The generated README's fetch calls, run as written by a page of the service:
+    # sign in for the cookie, read, change with the CSRF token, a token for other
+    # services, sign out (which ends that token too).
+    snippet = readme_block(baked.path / "README.md", "js")
+    answer = browser.execute_async_script(
+        README_FETCH.format(
+            username=json.dumps(username), password=json.dumps(chosen), snippet=snippet
+        )
+    )
+    assert answer.get("error") is None, answer
+    assert answer["me"]["username"] == username
+    assert http("GET", f"{base}/users/me", token=answer["access_token"])[0] == 401
+    after = signed_in_by_api(chosen)["access_token"]
+    assert http("GET", f"{base}/users/me", token=after)[1]["full_name"] == "Ada Lovelace"
 
     assert not pages.findings, "\n".join(
         [f"The pages of {pages.name} fail these checks:", *pages.findings]
