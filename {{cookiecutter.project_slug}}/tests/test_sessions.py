@@ -196,6 +196,11 @@ def test_last_used_is_written_at_most_once_a_minute(
     assert last_used() == [started]  # reads do not write
     age(used=timedelta(minutes=2))
     [stale] = last_used()
+    # A request refused by the CSRF checks is no use of the session.
+    forged = client.patch(
+        "/users/me", json={"full_name": "x"}, headers={"Origin": ORIGIN}
+    )
+    assert forged.status_code == 403 and last_used() == [stale]
     assert client.get("/users/me").status_code == 200
     [written] = last_used()
     assert written > stale + timedelta(minutes=1)

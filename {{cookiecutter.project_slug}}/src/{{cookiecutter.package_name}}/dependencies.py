@@ -121,8 +121,7 @@ async def get_caller(
                 await run_query(partial(find_caller, claims.user_id, claims.session_id))
             )
     elif cookie is not None:
-        caller = await cookie_caller(cookie)
-        if caller and request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS:  # before anything is read or written
             headers = request.headers
             check_csrf(
                 cookie,
@@ -130,6 +129,7 @@ async def get_caller(
                 headers.get("origin"),
                 headers.get("sec-fetch-site"),
             )
+        caller = await cookie_caller(cookie)
     if caller is None:
         raise NotAuthenticatedError
     return caller
