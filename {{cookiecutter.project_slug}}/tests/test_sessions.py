@@ -9,7 +9,7 @@ from fastapi import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-{{ imports(auth_models="AuthSession", config="settings", database="SessionLocal, utcnow", dependencies="set_session_cookie") }}
+{{ imports(auth_models="AuthSession", auth_service="purge", config="settings", database="SessionLocal, utcnow", dependencies="set_session_cookie") }}
 
 from .conftest import (
     ORIGIN,
@@ -179,6 +179,19 @@ def test_a_session_ends_when_idle_and_at_its_absolute_lifetime(
     sign_in(client)
     age(started=lifetime + timedelta(seconds=1))
     assert cookie_status(client, client.cookies[COOKIE]) == 401
+
+
+def test_a_purge_deletes_browser_sessions_past_a_lifetime(
+    client: TestClient, user: dict
+) -> None:
+    sign_in(client)
+    age(used=timedelta(minutes=settings.session_idle_minutes, seconds=1))
+    sign_in(client)  # a live one, which stays
+    live = client.cookies[COOKIE]
+    assert purge() == 1
+    with SessionLocal() as session:
+        assert len(session.scalars(select(AuthSession)).all()) == 1
+    assert cookie_status(client, live) == 200
 
 
 def last_used() -> list:

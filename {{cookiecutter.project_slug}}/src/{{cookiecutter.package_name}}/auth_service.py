@@ -395,7 +395,7 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
         .where(RefreshToken.expires_at <= now)
         .limit(batch)
     )
-    idle = timedelta(minutes=settings.session_idle_minutes)
+    started_by, used_by = lapse_cutoffs(now)
     dead_logins = (
         select(AuthSession.id)
         .where(
@@ -408,8 +408,8 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
                 and_(  # held by a cookie, past a lifetime
                     AuthSession.secret_hash.is_not(None),
                     or_(
-                        AuthSession.created_at <= now - session_lifetime(),
-                        AuthSession.last_used_at <= now - idle,
+                        AuthSession.created_at <= started_by,
+                        AuthSession.last_used_at <= used_by,
                     ),
                 ),
             )
@@ -465,6 +465,21 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
 def session_lifetime() -> timedelta:
     """How long a browser session lasts at most, whatever its use."""
     return timedelta(hours=settings.session_max_hours)
+
+
+def lapse_cutoffs(now: datetime) -> tuple[datetime, datetime]:
+    """A browser session that started at or before the first, or was last used
+    at or before the second, has lapsed (SESSION_MAX_HOURS, SESSION_IDLE_MINUTES)."""
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    return now - session_lifetime(), now - idle
+
+
+def has_lapsed(started_at: datetime, last_used_at: datetime | None) -> bool:
+    """Whether a browser session is past one of its lifetimes now."""
+    started_by, used_by = lapse_cutoffs(utcnow())
+    return started_at <= started_by or (
+        last_used_at is not None and last_used_at <= used_by
+    )
 
 
 def token_digest(token: str) -> str:

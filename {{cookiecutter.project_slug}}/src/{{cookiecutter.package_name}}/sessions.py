@@ -22,7 +22,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="AuthSession", auth_schemas="LoginInfo, SessionToken", auth_service="CALLER_COLUMNS, Caller, Credentials, begin_login, check_credentials, open_login, session_lifetime, token_digest", config="settings", database="PreparedRead, utcnow", keys="signing_key", middleware="log_event", tokens="create_access_token", user_models="User", user_schemas="UserPublic") }}
+{{ imports(auth_models="AuthSession", auth_schemas="LoginInfo, SessionToken", auth_service="CALLER_COLUMNS, Caller, Credentials, begin_login, check_credentials, has_lapsed, open_login, token_digest", config="settings", database="PreparedRead, utcnow", keys="signing_key", middleware="log_event", tokens="create_access_token", user_models="User", user_schemas="UserPublic") }}
 
 #: Methods that never change state: they need no CSRF token.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -79,11 +79,7 @@ def find_cookie_caller(secret: str) -> Caller | None:
         return None
     login_id, started_at = row.pop("login_id"), row.pop("started_at")
     last_used_at = row.pop("last_used_at")
-    now = utcnow()
-    idle = timedelta(minutes=settings.session_idle_minutes)
-    if started_at <= now - session_lifetime() or (
-        last_used_at is not None and last_used_at <= now - idle
-    ):
+    if has_lapsed(started_at, last_used_at):
         return None
     user = UserPublic.model_construct(**row)
     return Caller(user, login_id, last_used_at, by_cookie=True)
@@ -152,13 +148,11 @@ def session_token(session: Session, caller: Caller) -> SessionToken:
 
 def list_logins(session: Session, caller: Caller) -> list[LoginInfo]:
     """The caller's live logins, most recently used first."""
-    now = utcnow()
     logins = session.scalars(
         select(AuthSession)
         .where(AuthSession.user_id == caller.user.id, AuthSession.revoked_at.is_(None))
         .order_by(AuthSession.last_used_at.desc(), AuthSession.created_at.desc())
     )
-    idle = timedelta(minutes=settings.session_idle_minutes)
     return [
         LoginInfo(
             id=login.id,
@@ -170,10 +164,7 @@ def list_logins(session: Session, caller: Caller) -> list[LoginInfo]:
         )
         for login in logins
         if login.secret_hash is None
-        or (
-            login.created_at > now - session_lifetime()
-            and (login.last_used_at is None or login.last_used_at > now - idle)
-        )
+        or not has_lapsed(login.created_at, login.last_used_at)
     ]
 
 
