@@ -218,6 +218,27 @@ def test_account_forms_need_the_csrf_token_and_this_site(
     assert foreign.status_code == 403 and settings.session_cookie not in client.cookies
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sign-in",
+        "/register",
+        "/forgot-password",
+        "/reset-password",
+        "/verify-email",
+        "/verify-email/resend",
+    ],
+)
+def test_every_signed_out_form_is_refused_from_another_site(
+    client: TestClient, path: str
+) -> None:
+    form = {"username": "mallory", "password": PASSWORD, "email": "m@example.com"}
+    answer = post(client, path, form, Origin="https://evil.example")
+    assert answer.status_code == 403
+    assert "allowed origin" in answer.text and "mallory" not in answer.text
+    assert client.post("/login", json=form).status_code == 401  # nobody registered
+
+
 def test_the_account_page_changes_the_profile_and_the_password(
     client: TestClient, user: dict
 ) -> None:

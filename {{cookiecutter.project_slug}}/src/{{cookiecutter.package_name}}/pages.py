@@ -16,7 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="change_password, revoke_all_sessions", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", page_views="ASSETS, NOTICES, Form, from_this_site, in_transaction, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
+{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="change_password, revoke_all_sessions", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", page_views="ASSETS, NOTICES, Action, Form, from_this_site, in_transaction, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
 
 router = APIRouter(prefix="/account", include_in_schema=False)
 
@@ -26,6 +26,16 @@ def add_pages(app: FastAPI) -> None:
     app.mount(
         "/account/static", StaticFiles(directory=ASSETS / "static"), name="static"
     )
+
+
+async def public_form(request: Request, template: str, action: Action) -> Response:
+    """A form anyone may post (signed out): refused from another site."""
+
+    async def checked(form: Form) -> Response:
+        from_this_site(request)
+        return await action(form)
+
+    return await submit(request, template, checked)
 
 
 @router.get("/sign-in")
@@ -38,7 +48,6 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/sign-in")
 async def sign_in_form(request: Request) -> Response:
     async def action(form: Form) -> Response:
-        from_this_site(request)
         credentials = LoginRequest.model_validate(form)
         started = await sign_in(
             credentials.username,
@@ -50,7 +59,7 @@ async def sign_in_form(request: Request) -> Response:
         set_session_cookie(response, started.secret)
         return response
 
-    return await submit(request, "sign_in.html", action)
+    return await public_form(request, "sign_in.html", action)
 
 
 @router.get("/register")
@@ -61,7 +70,6 @@ async def register_page(request: Request) -> Response:
 @router.post("/register")
 async def register_form(request: Request, background: BackgroundTasks) -> Response:
     async def action(form: Form) -> Response:
-        from_this_site(request)
         data = UserCreate.model_validate(_given(form))
         with SessionLocal() as session:
             _, mailed = await register_account(session, data, client_address(request))
@@ -69,7 +77,7 @@ async def register_form(request: Request, background: BackgroundTasks) -> Respon
             background.add_task(deliver_mails)
         return redirect("/sign-in", "registered")
 
-    return await submit(request, "register.html", action)
+    return await public_form(request, "register.html", action)
 
 
 def _given(form: Form) -> Form:
@@ -87,13 +95,12 @@ async def forgot_password_form(
     request: Request, background: BackgroundTasks
 ) -> Response:
     async def action(form: Form) -> Response:
-        from_this_site(request)
         asked = PasswordResetRequest.model_validate(form)
         await request_reset(asked.email, client_address(request))
         background.add_task(deliver_mails)
         return redirect("/forgot-password", "reset-asked")
 
-    return await submit(request, "forgot_password.html", action)
+    return await public_form(request, "forgot_password.html", action)
 
 
 @router.get("/reset-password")
@@ -106,13 +113,12 @@ async def reset_password_form(
     request: Request, background: BackgroundTasks
 ) -> Response:
     async def action(form: Form) -> Response:
-        from_this_site(request)
         reset = PasswordResetConfirm.model_validate(form)
         await confirm_reset(reset.token, reset.new_password, client_address(request))
         background.add_task(deliver_mails)
         return redirect("/sign-in", "password-reset")
 
-    return await submit(request, "reset_password.html", action)
+    return await public_form(request, "reset_password.html", action)
 
 
 @router.get("/verify-email")
@@ -125,12 +131,11 @@ async def verify_email_page(request: Request, token: str = "") -> Response:
 @router.post("/verify-email")
 async def verify_email_form(request: Request) -> Response:
     async def action(form: Form) -> Response:
-        from_this_site(request)
         token = form.get("token", "")
         await to_thread.run_sync(verify_email, token, client_address(request))
         return redirect("", "email-verified")
 
-    return await submit(request, "verify_email.html", action)
+    return await public_form(request, "verify_email.html", action)
 
 
 @router.post("/verify-email/resend")
@@ -141,7 +146,6 @@ async def resend_verification_form(
     REQUIRE_VERIFIED_EMAIL keeps from signing in, say): answered as the API does."""
 
     async def action(form: Form) -> Response:
-        from_this_site(request)
         asked = VerificationRequest.model_validate(form)
         await to_thread.run_sync(
             request_verification, asked.email, client_address(request)
@@ -149,7 +153,7 @@ async def resend_verification_form(
         background.add_task(deliver_mails)
         return redirect("/verify-email", "verification-asked")
 
-    return await submit(request, "verify_email.html", action)
+    return await public_form(request, "verify_email.html", action)
 
 
 @router.get("")
@@ -173,7 +177,7 @@ async def account_context(login: CookieLogin) -> dict[str, Any]:
 
 
 async def account_form(
-    request: Request, action: Callable[..., Awaitable[Response]]
+    request: Request, action: Callable[[CookieLogin, Form], Awaitable[Response]]
 ) -> Response:
     """A form of the account page: signed in, with the CSRF token, from this site."""
     login = await signed_in(request)
