@@ -122,13 +122,7 @@ async def get_caller(
             )
     elif cookie is not None:
         if request.method not in SAFE_METHODS:  # before anything is read or written
-            headers = request.headers
-            check_csrf(
-                cookie,
-                headers.get(CSRF_HEADER),
-                headers.get("origin"),
-                headers.get("sec-fetch-site"),
-            )
+            check_csrf(cookie, request.headers.get(CSRF_HEADER), request.headers)
         caller = await cookie_caller(cookie)
     if caller is None:
         raise NotAuthenticatedError

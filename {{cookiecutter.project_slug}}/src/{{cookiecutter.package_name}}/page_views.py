@@ -138,16 +138,10 @@ async def signed_in(request: Request) -> CookieLogin | None:
 
 def from_this_site(request: Request) -> None:
     """Refuse (CsrfError) a form that a page of another site posted."""
-    check_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"))
+    check_origin(request.headers)
 
 
 def sent_by_the_account_page(request: Request, login: CookieLogin, form: Form) -> None:
     """Refuse (CsrfError) a signed-in form without the session's CSRF token, or
     from another site."""
-    headers = request.headers
-    check_csrf(
-        login.secret,
-        form.get(CSRF_FIELD),
-        headers.get("origin"),
-        headers.get("sec-fetch-site"),
-    )
+    check_csrf(login.secret, form.get(CSRF_FIELD), request.headers)

@@ -15,6 +15,7 @@ page given the token can send back (the cookie itself is out of reach of scripts
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -112,24 +113,24 @@ def csrf_token(secret: str) -> str:
     return hmac.new(secret.encode(), b"csrf-token", hashlib.sha256).hexdigest()
 
 
-def check_csrf(
-    secret: str, token: str | None, origin: str | None, fetch_site: str | None
-) -> None:
-    """Raise CsrfError unless the request comes from an allowed origin with the
-    session's CSRF token."""
-    check_origin(origin, fetch_site)
+def check_csrf(secret: str, token: str | None, headers: Mapping[str, str]) -> None:
+    """Raise CsrfError unless the request (its ``headers``) comes from an allowed
+    origin with the session's CSRF token."""
+    check_origin(headers)
     if not token or not hmac.compare_digest(token, csrf_token(secret)):
         raise CsrfError(f"Missing or invalid CSRF token (send it as {CSRF_HEADER})")
 
 
-def check_origin(origin: str | None, fetch_site: str | None) -> None:
-    """Raise CsrfError unless the request was sent by a page of an allowed origin
-    (PUBLIC_URL's, CORS_ORIGINS): browsers say which in ``Origin``, or at least
-    whether it was this one in ``Sec-Fetch-Site``."""
+def check_origin(headers: Mapping[str, str]) -> None:
+    """Raise CsrfError unless the request (its ``headers``, names in lower case)
+    was sent by a page of an allowed origin (PUBLIC_URL's, CORS_ORIGINS): browsers
+    say which in ``Origin``, or at least whether it was this one in
+    ``Sec-Fetch-Site``."""
+    origin = headers.get("origin")
     if origin is not None:
         allowed = origin in settings.allowed_origins
     else:
-        allowed = fetch_site == "same-origin"
+        allowed = headers.get("sec-fetch-site") == "same-origin"
     if not allowed:
         raise CsrfError("Request not sent from an allowed origin")
 

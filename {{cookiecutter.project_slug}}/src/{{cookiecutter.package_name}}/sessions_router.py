@@ -30,7 +30,7 @@ async def start_browser_session(
     """Sign in for a session cookie (HttpOnly: no script can read it) instead of
     tokens, checked and throttled as POST /login is. Keep the CSRF token in
     memory and send it as X-CSRF-Token with every request that changes state."""
-    check_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"))
+    check_origin(request.headers)
     started = await sign_in(
         credentials.username,
         credentials.password,
