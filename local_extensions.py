@@ -44,6 +44,11 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions_router": "session_routes",
         "pages": "pages",
         "page_views": "page_views",
+        "mfa_models": "mfa_models",
+        "mfa": "mfa",
+        "mfa_schemas": "mfa_schemas",
+        "mfa_login": "mfa_login",
+        "mfa_router": "mfa_routes",
         "main": "main",
     },
     "layered": {
@@ -72,6 +77,11 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions_router": "api.routes.sessions",
         "pages": "api.routes.pages",
         "page_views": "api.page_views",
+        "mfa_models": "models.mfa",
+        "mfa": "services.mfa",
+        "mfa_schemas": "schemas.mfa",
+        "mfa_login": "services.mfa_login",
+        "mfa_router": "api.routes.mfa",
         "main": "main",
     },
     "domain": {
@@ -100,6 +110,11 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "sessions_router": "auth.session_router",
         "pages": "web.router",
         "page_views": "web.views",
+        "mfa_models": "mfa.models",
+        "mfa": "mfa.service",
+        "mfa_schemas": "mfa.schemas",
+        "mfa_login": "auth.mfa_login",
+        "mfa_router": "mfa.router",
         "main": "main",
     },
 }
@@ -143,7 +158,7 @@ def _name_key(name: str) -> tuple[int, str]:
     """isort's order-by-type: CONSTANTS, then Classes, then everything else, each
     in case-insensitive order."""
     bare = name.split(" as ")[0]
-    kind = 0 if bare.isupper() else 1 if bare[:1].isupper() else 2
+    kind = 0 if bare.isupper() and len(bare) > 1 else 1 if bare[:1].isupper() else 2
     return kind, bare.lower()
 
 

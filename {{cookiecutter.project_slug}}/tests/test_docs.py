@@ -53,9 +53,22 @@ def test_a_word_where_a_user_id_goes_is_not_a_user_id(client: TestClient) -> Non
 
 def test_the_token_form_states_what_each_grant_needs(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]["TokenForm"]
-    assert schema["if"]["properties"]["grant_type"]["const"] == "refresh_token"
-    assert schema["then"]["required"] == ["refresh_token"]
-    assert schema["else"]["required"] == ["username", "password"]
+    needs = {
+        rule["if"]["properties"]["grant_type"]["const"]: rule["then"]["required"]
+        for rule in schema["allOf"]
+        if "properties" in rule["if"]
+    }
+    assert needs == {
+        "password": ["username", "password"],
+        "refresh_token": ["refresh_token"],
+        "http://auth0.com/oauth/grant-type/mfa-otp": ["mfa_token", "otp"],
+        "http://auth0.com/oauth/grant-type/mfa-recovery-code": [
+            "mfa_token",
+            "recovery_code",
+        ],
+    }
+    (default,) = [rule for rule in schema["allOf"] if "not" in rule["if"]]
+    assert default["then"]["required"] == ["username", "password"]
     for field in ("username", "password"):  # an empty form field counts as absent
         assert schema["properties"][field]["anyOf"][0]["minLength"] == 1
         form = {"username": "someone", "password": "secret"} | {field: ""}

@@ -191,7 +191,12 @@ def test_server_metadata_comes_from_the_settings_whatever_the_request_says(
     assert metadata["issuer"] == settings.jwt_issuer == settings.public_url
     assert metadata["token_endpoint"] == "http://localhost:8000/token"
     assert metadata["jwks_uri"] == "http://localhost:8000/.well-known/jwks.json"
-    assert metadata["grant_types_supported"] == ["password", "refresh_token"]
+    assert metadata["grant_types_supported"] == [
+        "password",
+        "refresh_token",
+        "http://auth0.com/oauth/grant-type/mfa-otp",
+        "http://auth0.com/oauth/grant-type/mfa-recovery-code",
+    ]
     assert answer.headers["cache-control"] == "public, max-age=300"
 
     # The issuer is the tokens' iss; the endpoints are at PUBLIC_URL, and no Host

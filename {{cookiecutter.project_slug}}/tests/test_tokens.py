@@ -47,7 +47,9 @@ def forge(
 
 def new_token(expires_delta: timedelta | None = None) -> str:
     """An access token of user 42, signed as the service signs them."""
-    return create_access_token(configured_key(), "42", LOGIN_ID, expires_delta)
+    return create_access_token(
+        configured_key(), "42", LOGIN_ID, expires_delta=expires_delta
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
-"""Logins, their refresh tokens, the failed-login counters that throttle them, the
-keys that sign access tokens, and password reset tokens and the mails that carry
-them. They refer to users by the table's name only:
-users know nothing of logins."""
+"""Logins, their refresh tokens, sign-ins waiting for a second factor, the
+failed-login counters that throttle them, the keys that sign access tokens, and
+password reset tokens and the mails that carry them. They refer to users by the
+table's name only: users know nothing of logins."""
 
 from datetime import datetime
 
@@ -31,6 +31,12 @@ class AuthSession(Base):
     #: its user agent ("Firefox on Linux").
     client: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(64))
+    #: How the user signed in: RFC 8176 methods, space-separated ("pwd", or
+    #: "pwd otp mfa"), which its access tokens carry in ``amr``.
+    amr: Mapped[str] = mapped_column(String(32), default="pwd", server_default="pwd")
+    #: When the login last proved a second factor (at sign-in, or a code given
+    #: since): sensitive changes need a recent one.
+    second_factor_at: Mapped[datetime | None]
 
 
 class RefreshToken(Base):
@@ -79,6 +85,40 @@ VERIFICATION_LINK = "email_verification"
 #: Mails that only tell (MailRequest.purpose): no link, nothing to take over.
 EMAIL_CHANGED_NOTICE = "email_changed"
 PASSWORD_CHANGED_NOTICE = "password_changed"  # noqa: S105 (a purpose)
+MFA_ENABLED_NOTICE = "mfa_enabled"
+MFA_DISABLED_NOTICE = "mfa_disabled"
+RECOVERY_CODES_NOTICE = "recovery_codes_made"
+RECOVERY_CODE_USED_NOTICE = "recovery_code_used"
+WRONG_CODES_NOTICE = "wrong_codes"
+#: The notices mailed to a user's current address, naming the user.
+USER_NOTICES = frozenset(
+    {
+        PASSWORD_CHANGED_NOTICE,
+        MFA_ENABLED_NOTICE,
+        MFA_DISABLED_NOTICE,
+        RECOVERY_CODES_NOTICE,
+        RECOVERY_CODE_USED_NOTICE,
+        WRONG_CODES_NOTICE,
+    }
+)
+
+
+class MfaTicket(Base):
+    """A sign-in whose password was right, waiting for the second factor: the
+    ``mfa_token`` given to the client, stored only as its SHA-256. It completes
+    the kind of login it was made for (``purpose``: tokens or a browser session)
+    once, before ``expires_at``, and dies after a few wrong codes."""
+
+    __tablename__ = "mfa_tickets"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    wrong_codes: Mapped[int] = mapped_column(default=0)
+    used_at: Mapped[datetime | None]
 
 
 class OneTimeToken(Base):

@@ -6,13 +6,21 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Body, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="log_in, logout, refresh", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address, user_agent", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="GRANT_FIELDS, AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, MfaLogin, MfaRequired, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="TOKEN_LOGIN, log_in, logout, refresh, token_starter", mfa_login="SecondFactor, complete_login", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address, user_agent", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
 UNAUTHORIZED = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many failed logins"},
+}
+#: What a password sign-in may answer for a user with a second factor.
+SIGN_IN = UNAUTHORIZED | {
+    status.HTTP_403_FORBIDDEN: {
+        "model": MfaRequired,
+        "description": "A second factor is needed (mfa_required), or the email "
+        "address is not verified",
+    }
 }
 #: What the routes that ask for a mailed link, and those that take its token, may
 #: answer besides their own.
@@ -25,23 +33,29 @@ TOKEN_REFUSED = {
 }
 
 
-@router.post("/token", responses=UNAUTHORIZED)
+@router.post("/token", responses=SIGN_IN)
 async def token(
     form: Annotated[TokenForm, Form()], session: SessionDep, request: Request
 ) -> Token:
     """OAuth2 token endpoint: ``grant_type=password`` with ``username`` and
-    ``password``, or ``grant_type=refresh_token`` with ``refresh_token``."""
+    ``password``; ``grant_type=refresh_token`` with ``refresh_token``; or, to
+    complete a sign-in that answered ``mfa_required``, the grant
+    ``http://auth0.com/oauth/grant-type/mfa-otp`` with ``mfa_token`` and ``otp``
+    (or ``.../mfa-recovery-code`` with ``mfa_token`` and ``recovery_code``)."""
     if form.grant_type == "refresh_token":
         return await run_in_threadpool(_refresh, session, form.refresh_token or "")
-    return await log_in(
-        form.username or "",
-        form.password or "",
-        client_address(request),
-        user_agent(request),
-    )
+    if form.grant_type == "password":
+        return await log_in(
+            form.username or "",
+            form.password or "",
+            client_address(request),
+            user_agent(request),
+        )
+    proof = SecondFactor(otp=form.otp, recovery_code=form.recovery_code)
+    return await _complete(form.mfa_token or "", proof, request)
 
 
-@router.post("/login", responses=UNAUTHORIZED)
+@router.post("/login", responses=SIGN_IN)
 async def login(credentials: LoginRequest, request: Request) -> Token:
     """The same as POST /token with the password grant, with a JSON body."""
     return await log_in(
@@ -50,6 +64,21 @@ async def login(credentials: LoginRequest, request: Request) -> Token:
         client_address(request),
         user_agent(request),
     )
+
+
+@router.post("/login/mfa", responses=UNAUTHORIZED)
+async def login_with_second_factor(body: MfaLogin, request: Request) -> Token:
+    """Complete a sign-in that answered ``mfa_required``: its ``mfa_token`` with a
+    current code from the authenticator app (``otp``) or a recovery code. Wrong
+    codes are throttled as passwords are; a few of them end the sign-in."""
+    proof = SecondFactor(otp=body.otp, recovery_code=body.recovery_code)
+    return await _complete(body.mfa_token, proof, request)
+
+
+async def _complete(mfa_token: str, proof: SecondFactor, request: Request) -> Token:
+    client = client_address(request)
+    start = token_starter(client, user_agent(request))
+    return await complete_login(mfa_token, proof, TOKEN_LOGIN, client, start)
 
 
 @router.post("/token/refresh", responses=UNAUTHORIZED)
@@ -164,7 +193,7 @@ def server_metadata(response: Response) -> AuthorizationServerMetadata:
         issuer=settings.jwt_issuer,
         token_endpoint=f"{settings.public_url}/token",
         jwks_uri=f"{settings.public_url}/.well-known/jwks.json",
-        grant_types_supported=["password", "refresh_token"],
+        grant_types_supported=list(GRANT_FIELDS),
         token_endpoint_auth_methods_supported=["none"],
         response_types_supported=[],
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-{{ imports(schemas="RequestModel", user_schemas="Email, NewPassword") }}
+{{ imports(mfa_schemas="Otp, RecoveryCodeText", schemas="RequestModel", user_schemas="Email, NewPassword") }}
 
 
 class LoginRequest(RequestModel):
@@ -20,39 +20,100 @@ class LoginRequest(RequestModel):
 FormText = Annotated[str, Field(min_length=1)]
 
 
-class TokenForm(RequestModel):
-    """The OAuth2 token request (form fields): the password grant, or the
-    refresh_token grant that OAuth2 client libraries send to renew tokens."""
+#: The grants that complete a sign-in waiting for its second factor, named as
+#: Auth0 names them, so that clients written for it work unchanged.
+OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp"
+RECOVERY_CODE_GRANT = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
+#: The fields each grant of the token endpoint needs.
+GRANT_FIELDS = {
+    "password": ("username", "password"),
+    "refresh_token": ("refresh_token",),
+    OTP_GRANT: ("mfa_token", "otp"),
+    RECOVERY_CODE_GRANT: ("mfa_token", "recovery_code"),
+}
 
-    grant_type: Literal["password", "refresh_token"] = "password"
+
+class TokenForm(RequestModel):
+    """The OAuth2 token request (form fields): the password grant, the
+    refresh_token grant that OAuth2 client libraries send to renew tokens, or a
+    grant that completes a sign-in with its second factor (``mfa_token`` from the
+    password grant's 403, and a code or a recovery code)."""
+
+    grant_type: Literal["password", "refresh_token", OTP_GRANT, RECOVERY_CODE_GRANT] = (
+        "password"
+    )
     username: FormText | None = None
     password: FormText | None = Field(
         default=None, json_schema_extra={"format": "password"}
     )
     refresh_token: FormText | None = None
+    mfa_token: FormText | None = None
+    otp: Otp | None = None
+    recovery_code: RecoveryCodeText | None = None
     scope: str = ""
 
     # The fields each grant needs, as the validator below checks them.
     model_config = ConfigDict(
         json_schema_extra={
-            "if": {
-                "properties": {"grant_type": {"const": "refresh_token"}},
-                "required": ["grant_type"],
-            },
-            "then": {"required": ["refresh_token"]},
-            "else": {"required": ["username", "password"]},
+            "allOf": [
+                {
+                    "if": {
+                        "properties": {"grant_type": {"const": grant}},
+                        "required": ["grant_type"],
+                    },
+                    "then": {"required": list(fields)},
+                }
+                for grant, fields in GRANT_FIELDS.items()
+            ]
+            + [
+                {
+                    "if": {"not": {"required": ["grant_type"]}},
+                    "then": {"required": ["username", "password"]},
+                }
+            ]
         }
     )
 
     @model_validator(mode="after")
     def fields_of_the_grant(self) -> Self:
-        if self.grant_type == "password" and (
-            self.username is None or self.password is None
-        ):
-            raise ValueError("grant_type=password needs username and password")
-        if self.grant_type == "refresh_token" and self.refresh_token is None:
-            raise ValueError("grant_type=refresh_token needs refresh_token")
+        needed = GRANT_FIELDS[self.grant_type]
+        if any(getattr(self, name) is None for name in needed):
+            raise ValueError(
+                f"grant_type={self.grant_type} needs {' and '.join(needed)}"
+            )
         return self
+
+
+class MfaLogin(RequestModel):
+    """The ticket of a sign-in waiting for its second factor (``mfa_token``), and
+    a current code from the authenticator app or one recovery code."""
+
+    mfa_token: Annotated[str, Field(min_length=1, max_length=128)]
+    otp: Otp | None = None
+    recovery_code: RecoveryCodeText | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["otp"]}, {"required": ["recovery_code"]}]
+        }
+    )
+
+    @model_validator(mode="after")
+    def one_proof(self) -> Self:
+        if (self.otp is None) == (self.recovery_code is None):
+            raise ValueError("send otp or recovery_code (one of them)")
+        return self
+
+
+class MfaRequired(BaseModel):
+    """A right password of a user with a second factor (403): no tokens yet, but a
+    ticket to complete the sign-in with a code (POST /login/mfa, or the OTP grant
+    of POST /token) within a few minutes. Auth0's shape."""
+
+    detail: str
+    error: Literal["mfa_required"] = "mfa_required"
+    error_description: str
+    mfa_token: str
 
 
 class PasswordResetRequest(RequestModel):

@@ -5,6 +5,10 @@ for a new pair. Refresh tokens are random strings stored only as their SHA-256.
 Presenting one that was already exchanged means it was copied, so the whole
 session is revoked; access tokens name their session, so they stop working too.
 
+A user with a second factor on gets no login for a right password, but a ticket
+that the second factor completes (see mfa_login). Every login records how the
+user signed in (RFC 8176 methods, which its access tokens carry in ``amr``).
+
 Password checks are slow on purpose: the functions that make them are async and
 wait for a hasher without holding a thread; their database work runs on the
 threadpool in short transactions, none of them open during a hash.
@@ -22,12 +26,22 @@ from anyio import to_thread
 from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="PASSWORD_CHANGED_NOTICE, RESET_LINK, AuthSession, MailRequest, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
+{{ imports(auth_models="PASSWORD_CHANGED_NOTICE, RESET_LINK, AuthSession, MailRequest, MfaTicket, OneTimeToken, RefreshToken", auth_schemas="Token", config="settings", database="PreparedRead, SessionLocal, utcnow", keys="forget_retired_keys, signing_key", middleware="log_event", mfa="second_factor_on", passwords="HashingBusyError, hash_password, verify_password", throttle="Place, give_back, login_limits, reserve, succeeded, forget_old", tokens="create_access_token", user_models="User", user_schemas="UserPublic", user_service="get_user_by_username") }}
 
 #: Rows of each kind deleted per purge transaction.
 PURGE_BATCH = 1000
 #: How stale a login's ``last_used_at`` may get before a request writes it again.
 LAST_USED_PRECISION = timedelta(minutes=1)
+#: How a login was made (``amr``, RFC 8176): a password alone, or a password and
+#: a code (from an authenticator app or a recovery code).
+ONE_FACTOR = "pwd"
+TWO_FACTORS = "pwd otp mfa"
+#: What a sign-in waiting for its second factor becomes: tokens, or a browser
+#: session (MfaTicket.purpose).
+TOKEN_LOGIN = "tokens"  # noqa: S105 (a purpose)
+BROWSER_LOGIN = "session"
+#: How long a sign-in waits for its second factor.
+MFA_TICKET_LIFETIME = timedelta(minutes=5)
 
 T = TypeVar("T")
 
@@ -48,6 +62,15 @@ class WrongPasswordError(Exception):
     """The current password given to change it is not the user's."""
 
 
+class MfaRequiredError(Exception):
+    """The password is right, and the user has a second factor: no login yet, but
+    ``mfa_token``, the ticket that the second factor completes."""
+
+    def __init__(self, mfa_token: str) -> None:
+        super().__init__("a second factor is needed")
+        self.mfa_token = mfa_token
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who is calling (a read-only snapshot of the user), through which login."""
@@ -55,6 +78,7 @@ class Caller:
     user: UserPublic
     login_id: str
     last_used_at: datetime | None
+    amr: str = ONE_FACTOR
     by_cookie: bool = False
 
     @property
@@ -71,7 +95,7 @@ CALLER_COLUMNS = [c for c in User.__table__.c if c.name in UserPublic.model_fiel
 #: The active user of a login that is not revoked: the one query behind every
 #: authenticated request, a fraction of an ORM session's cost.
 CALLER = PreparedRead(
-    select(*CALLER_COLUMNS, AuthSession.last_used_at)
+    select(*CALLER_COLUMNS, AuthSession.last_used_at, AuthSession.amr)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),
@@ -88,9 +112,9 @@ def find_caller(user_id: int, session_id: str) -> Caller | None:
     row = CALLER.first({"user_id": user_id, "session_id": session_id})
     if row is None:
         return None
-    last_used_at = row.pop("last_used_at")
+    last_used_at, amr = row.pop("last_used_at"), row.pop("amr")
     # Values straight from our own database need no validation.
-    return Caller(UserPublic.model_construct(**row), session_id, last_used_at)
+    return Caller(UserPublic.model_construct(**row), session_id, last_used_at, amr)
 
 
 def touch_login(login_id: str) -> None:
@@ -107,11 +131,13 @@ def touch_login(login_id: str) -> None:
 @dataclass(frozen=True)
 class Credentials:
     """A sign-in whose password was right: whose, the upgraded hash to store (if
-    the stored one is outdated), and the throttle places to clear."""
+    the stored one is outdated), the throttle places to clear, and whether a
+    second factor must complete it."""
 
     user_id: int
     new_hash: str | None
     places: list[Place]
+    second_factor_due: bool = False
 
 
 async def check_credentials(
@@ -124,7 +150,7 @@ async def check_credentials(
     InvalidCredentialsError, or EmailNotVerifiedError (REQUIRE_VERIFIED_EMAIL;
     superusers are exempt).
     """
-    places, user = await to_thread.run_sync(_attempt_login, username, client)
+    places, user, due = await to_thread.run_sync(_attempt_login, username, client)
     valid, new_hash = await _checked(
         places, password, user.hashed_password if user else None
     )
@@ -135,14 +161,20 @@ async def check_credentials(
         await to_thread.run_sync(give_back, places)  # the password was right
         log_event("login_unverified", user_id=user.id, client=client)
         raise EmailNotVerifiedError
-    return Credentials(user.id, new_hash, places)
+    return Credentials(user.id, new_hash, places, due)
+
+
+#: What makes a login, in the transaction that records the sign-in: given the
+#: user's id and how they signed in (``amr``).
+Start = Callable[[Session, int, str], T]
 
 
 def begin_login(
-    credentials: Credentials, client: str | None, start: Callable[[Session, int], T]
+    credentials: Credentials, client: str | None, purpose: str, start: Start[T]
 ) -> T:
     """The login ``start`` makes, an upgraded hash and the throttle's success: one
-    transaction."""
+    transaction. With a second factor on, a ticket for the login (``purpose``)
+    instead: MfaRequiredError."""
     with SessionLocal.begin() as session:
         if credentials.new_hash is not None:
             session.execute(
@@ -150,23 +182,56 @@ def begin_login(
                 .where(User.id == credentials.user_id)
                 .values(hashed_password=credentials.new_hash)
             )
-        succeeded(session.connection(), credentials.places)
-        started = start(session, credentials.user_id)
-    log_event("login", user_id=credentials.user_id, client=client)
+        if credentials.second_factor_due:
+            mfa_token = open_ticket(session, credentials.user_id, purpose)
+        else:
+            succeeded(session.connection(), credentials.places)
+            started = start(session, credentials.user_id, ONE_FACTOR)
+    if credentials.second_factor_due:
+        # The password was right, but the code is yet to come: the account's
+        # failures stay on record until it does.
+        give_back(credentials.places)
+        log_event("second_factor_asked", user_id=credentials.user_id, client=client)
+        raise MfaRequiredError(mfa_token)
+    log_event("login", user_id=credentials.user_id, client=client, amr=ONE_FACTOR)
     return started
+
+
+def open_ticket(session: Session, user_id: int, purpose: str) -> str:
+    """A sign-in of the user waiting for a second factor: the ``mfa_token`` that
+    completes it into the kind of login ``purpose`` names."""
+    mfa_token = secrets.token_urlsafe(32)
+    session.add(
+        MfaTicket(
+            token_hash=token_digest(mfa_token),
+            user_id=user_id,
+            purpose=purpose,
+            expires_at=utcnow() + MFA_TICKET_LIFETIME,
+        )
+    )
+    return mfa_token
+
+
+def token_starter(client: str | None, user_agent: str | None) -> Start[Token]:
+    """What makes a login held by tokens, for a client."""
+
+    def start(session: Session, user_id: int, amr: str) -> Token:
+        return start_session(session, user_id, client, user_agent, amr)
+
+    return start
 
 
 async def log_in(
     username: str, password: str, client: str | None, user_agent: str | None = None
 ) -> Token:
     """A new login, with tokens, for the active user with these credentials (see
-    check_credentials); an outdated password hash is upgraded."""
+    check_credentials); an outdated password hash is upgraded. MfaRequiredError
+    if the user has a second factor."""
     credentials = await check_credentials(username, password, client)
-
-    def start(session: Session, user_id: int) -> Token:
-        return start_session(session, user_id, client, user_agent)
-
-    return await to_thread.run_sync(begin_login, credentials, client, start)
+    start = token_starter(client, user_agent)
+    return await to_thread.run_sync(
+        begin_login, credentials, client, TOKEN_LOGIN, start
+    )
 
 
 def may_have_tokens(user: User) -> bool:
@@ -213,11 +278,16 @@ async def _checked(
 
 def _attempt_login(
     username: str, client: str | None
-) -> tuple[list[Place], User | None]:
-    """The attempt's places in the throttle, then the user (read, not kept open)."""
+) -> tuple[list[Place], User | None, bool]:
+    """The attempt's places in the throttle, then the user (read, not kept open)
+    and whether they have a second factor on."""
     places = reserve(login_limits(username, client))
     with SessionLocal() as session:
-        return places, get_user_by_username(session, username)
+        user = get_user_by_username(session, username)
+        due = user is not None and bool(
+            session.scalar(select(second_factor_on(user.id)))
+        )
+        return places, user, due
 
 
 def _attempt_password_check(
@@ -242,9 +312,11 @@ def start_session(
     user_id: int,
     client: str | None = None,
     user_agent: str | None = None,
+    amr: str = ONE_FACTOR,
 ) -> Token:
-    """A new login for the user: its first access and refresh tokens."""
-    auth_session = open_login(session, user_id, client, user_agent)
+    """A new login for the user, signed in as ``amr`` says: its first access and
+    refresh tokens."""
+    auth_session = open_login(session, user_id, client, user_agent, amr)
     return _issue(session, user_id, auth_session)
 
 
@@ -253,11 +325,12 @@ def open_login(
     user_id: int,
     client: str | None,
     user_agent: str | None,
+    amr: str,
     secret_hash: str | None = None,
 ) -> AuthSession:
-    """A new login for the user (held by tokens, or by a cookie whose secret hashes
-    to ``secret_hash``). The user's oldest live logins end beyond
-    MAX_SESSIONS_PER_USER."""
+    """A new login for the user, signed in as ``amr`` says (held by tokens, or by
+    a cookie whose secret hashes to ``secret_hash``). The user's oldest live
+    logins end beyond MAX_SESSIONS_PER_USER."""
     oldest = (
         select(AuthSession.id)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -272,13 +345,16 @@ def open_login(
     ).rowcount
     if ended:
         log_event("logins_ended", user_id=user_id, count=ended, reason="too_many")
+    now = utcnow()
     auth_session = AuthSession(
         id=uuid.uuid4().hex,
         user_id=user_id,
         secret_hash=secret_hash,
-        last_used_at=utcnow(),
+        last_used_at=now,
         client=client,
         user_agent=user_agent,
+        amr=amr,
+        second_factor_at=now if "mfa" in amr.split() else None,
     )
     session.add(auth_session)
     session.flush()
@@ -362,14 +438,10 @@ def set_password(session: Session, user_id: int, new_hash: str) -> None:
     """Store the user's new password hash. A new password voids what the old one
     gave: every login of the user ends, and their unused password reset tokens
     stop working. Their address is told (a notice, without a link)."""
-    email = session.scalar(
-        update(User)
-        .where(User.id == user_id)
-        .values(hashed_password=new_hash)
-        .returning(User.email)
+    session.execute(
+        update(User).where(User.id == user_id).values(hashed_password=new_hash)
     )
-    if email and settings.mail_is_sent:
-        session.add(MailRequest(purpose=PASSWORD_CHANGED_NOTICE, email=email))
+    tell_user(session, user_id, PASSWORD_CHANGED_NOTICE)
     revoke_all_sessions(session, user_id, "password_changed")
     session.execute(
         update(OneTimeToken)
@@ -382,11 +454,20 @@ def set_password(session: Session, user_id: int, new_hash: str) -> None:
     )
 
 
+def tell_user(session: Session, user_id: int, notice: str) -> None:
+    """Mail ``notice`` to the user's address, if they have one and mail is sent
+    (once ``session`` commits)."""
+    email = session.scalar(select(User.email).where(User.id == user_id))
+    if email and settings.mail_is_sent:
+        session.add(MailRequest(purpose=notice, email=email))
+
+
 def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
     """Delete at most ``batch`` rows of each kind that can no longer matter:
     expired refresh tokens, logins that are revoked or have no refresh token
     left (with their tokens), throttle records past their window, password reset
-    tokens that are used or expired, and signing keys retired longer ago than any
+    tokens and sign-ins waiting for a second factor that are used or expired, and
+    signing keys retired longer ago than any
     token lives. Safe from
     several workers at once. Returns how many rows went."""
     now = now or utcnow()
@@ -437,6 +518,17 @@ def purge(now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
                 )
             )
         ).rowcount
+        deleted += session.execute(
+            delete(MfaTicket).where(
+                MfaTicket.token_hash.in_(
+                    select(MfaTicket.token_hash)
+                    .where(
+                        or_(MfaTicket.expires_at <= now, MfaTicket.used_at.is_not(None))
+                    )
+                    .limit(batch)
+                )
+            )
+        ).rowcount
         deleted += forget_retired_keys(session)
     return deleted + forget_old(now, batch)
 
@@ -454,7 +546,7 @@ def _issue(session: Session, user_id: int, auth_session: AuthSession) -> Token:
     session.flush()
     return Token(
         access_token=create_access_token(
-            signing_key(session), str(user_id), auth_session.id
+            signing_key(session), str(user_id), auth_session.id, auth_session.amr
         ),
         expires_in=settings.access_token_expire_minutes * 60,
         refresh_token=refresh_token,

@@ -4,10 +4,13 @@ import math
 import secrets
 import warnings
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -112,6 +115,9 @@ class Settings(BaseSettings):
     #: long after it started whatever its use.
     session_idle_minutes: int = Field(default=60, gt=0, le=30 * 24 * 60)
     session_max_hours: int = Field(default=24, gt=0, le=365 * 24)
+    #: Superusers have their powers only in logins made with a second factor:
+    #: those without one are asked to set one up.
+    require_mfa_for_superusers: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -323,6 +329,19 @@ def estimated_bits(secret: str) -> float:
     counts = Counter(secret).values()
     per_character = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts)
     return len(secret) * per_character
+
+
+def derived_key(purpose: bytes) -> bytes:
+    """A 256-bit key for one ``purpose`` (encrypting stored signing keys, say),
+    derived from SECRET_KEY with HKDF-SHA256: each purpose has its own key, and
+    none of them tells anything of the secret or of another."""
+    return _derived_key(settings.secret_key.get_secret_value(), purpose)
+
+
+@lru_cache(maxsize=8)
+def _derived_key(secret: str, purpose: bytes) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose)
+    return hkdf.derive(secret.encode())
 
 
 def load_settings() -> Settings:

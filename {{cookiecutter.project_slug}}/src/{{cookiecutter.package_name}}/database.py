@@ -318,6 +318,16 @@ async def run_query(query: Callable[[], T]) -> T:
     return await to_thread.run_sync(query, limiter=_reader_slots())
 
 
+async def in_transaction(work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one transaction (committed when it returns), on a thread."""
+
+    def run() -> T:
+        with SessionLocal.begin() as session:
+            return work(session)
+
+    return await to_thread.run_sync(run)
+
+
 def ping() -> bool:
     """Whether the database answers."""
     try:

@@ -103,6 +103,11 @@ class NotSuperuserError(Exception):
     """The caller is not a superuser."""
 
 
+class SuperuserNeedsSecondFactorError(Exception):
+    """REQUIRE_MFA_FOR_SUPERUSERS: the superuser's login was made without a second
+    factor (they may have none yet)."""
+
+
 async def get_caller(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
@@ -218,11 +223,14 @@ async def get_optional_user(
 OptionalUser = Annotated[UserPublic | None, Depends(get_optional_user)]
 
 
-async def get_current_superuser(user: CurrentUser) -> UserPublic:
-    """The current user if a superuser; 403 otherwise."""
-    if not user.is_superuser:
+async def get_current_superuser(caller: CurrentCaller) -> UserPublic:
+    """The current user if a superuser (signed in with a second factor, under
+    REQUIRE_MFA_FOR_SUPERUSERS); 403 otherwise."""
+    if not caller.user.is_superuser:
         raise NotSuperuserError
-    return user
+    if settings.require_mfa_for_superusers and "mfa" not in caller.amr.split():
+        raise SuperuserNeedsSecondFactorError
+    return caller.user
 
 
 CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]

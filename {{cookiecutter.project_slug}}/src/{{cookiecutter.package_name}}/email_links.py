@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="EMAIL_CHANGED_NOTICE, PASSWORD_CHANGED_NOTICE, RESET_LINK, VERIFICATION_LINK, MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
+{{ imports(auth_models="EMAIL_CHANGED_NOTICE, RESET_LINK, USER_NOTICES, VERIFICATION_LINK, MailRequest, OneTimeToken", auth_service="set_password, token_digest", config="settings", database="SessionLocal, utcnow", mail="Mail, PermanentMailError, render, send", middleware="log_event", passwords="hash_password", throttle="Place, mail_request_limits, reserve, succeeded, token_try_limits", user_models="User") }}
 
 #: How long a verification link works.
 VERIFICATION_LIFETIME = timedelta(days=2)
@@ -212,7 +212,7 @@ def _mail_for(session: Session, request: MailRequest) -> tuple[Mail | None, int 
     user = session.scalar(select(User).where(User.email == request.email))
     if user is None:
         return None, None
-    if request.purpose == PASSWORD_CHANGED_NOTICE:
+    if request.purpose in USER_NOTICES:
         mail = render(request.purpose, to=request.email, username=user.username)
         return mail, user.id
     # A link goes to active users only; a verification link to unverified ones.

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-{{ imports(auth_service="EmailNotVerifiedError, InvalidCredentialsError, InvalidRefreshTokenError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError", keys="SigningKeyError", middleware="log_event", email_links="InvalidLinkTokenError", passwords="HashingBusyError", sessions="CsrfError, LoginNotFoundError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
+{{ imports(auth_service="EmailNotVerifiedError, InvalidCredentialsError, InvalidRefreshTokenError, MfaRequiredError, WrongPasswordError", dependencies="NotAuthenticatedError, NotSuperuserError, SuperuserNeedsSecondFactorError", mfa="FactorAlreadyOnError, NoFactorError, WrongCodeError", mfa_login="InvalidMfaTokenError, InvalidSecondFactorError, StepUpRequiredError", keys="SigningKeyError", middleware="log_event", email_links="InvalidLinkTokenError", passwords="HashingBusyError", sessions="CsrfError, LoginNotFoundError", throttle="ThrottledError", user_service="EmailTakenError, SelfLockoutError, UserNotFoundError, UsernameTakenError") }}
 
 #: Seconds a client should wait before trying again while the database is away.
 DATABASE_RETRY_AFTER = 5
@@ -116,6 +116,26 @@ async def _cannot_sign(_request: Request, error: SigningKeyError) -> JSONRespons
     )
 
 
+#: What a sign-in answers when the password is right and a code must follow.
+MFA_REQUIRED = (
+    "A second factor is needed: send mfa_token with a code from the authenticator "
+    "app (or a recovery code) to POST /login/mfa"
+)
+
+
+async def _mfa_required(_request: Request, error: MfaRequiredError) -> JSONResponse:
+    """403 with the ticket that completes the sign-in, in Auth0's shape."""
+    return JSONResponse(
+        {
+            "detail": MFA_REQUIRED,
+            "error": "mfa_required",
+            "error_description": "Multifactor authentication required",
+            "mfa_token": error.mfa_token,
+        },
+        status.HTTP_403_FORBIDDEN,
+    )
+
+
 BEARER = {"WWW-Authenticate": "Bearer"}
 
 HANDLERS: dict[type[Exception], Handler] = {
@@ -133,6 +153,33 @@ HANDLERS: dict[type[Exception], Handler] = {
     ),
     NotSuperuserError: _answer(
         status.HTTP_403_FORBIDDEN, "Superuser privileges required"
+    ),
+    SuperuserNeedsSecondFactorError: _answer(
+        status.HTTP_403_FORBIDDEN,
+        "Superuser privileges need a sign-in with a second factor: add an "
+        "authenticator app (POST /users/me/mfa/totp), then sign in with it",
+    ),
+    MfaRequiredError: _mfa_required,
+    InvalidMfaTokenError: _answer(
+        status.HTTP_401_UNAUTHORIZED, "Invalid or expired mfa_token", BEARER
+    ),
+    InvalidSecondFactorError: _answer(
+        status.HTTP_401_UNAUTHORIZED, "Incorrect or already used code", BEARER
+    ),
+    WrongCodeError: _answer(
+        status.HTTP_400_BAD_REQUEST, "Code is incorrect or was used already"
+    ),
+    StepUpRequiredError: _answer(
+        status.HTTP_403_FORBIDDEN,
+        "This change needs a current code from your authenticator app (otp)",
+    ),
+    FactorAlreadyOnError: _answer(
+        status.HTTP_409_CONFLICT,
+        "An authenticator app is on already: remove it to add another",
+    ),
+    NoFactorError: _answer(
+        status.HTTP_409_CONFLICT,
+        "No authenticator app is waiting to be confirmed: add one first",
     ),
     CsrfError: _forbidden,
     LoginNotFoundError: _answer(status.HTTP_404_NOT_FOUND, "No such login"),

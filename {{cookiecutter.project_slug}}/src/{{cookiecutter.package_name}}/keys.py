@@ -29,10 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec{% if cookiecutter.jwt_library != "python-jose" %}, ed25519{% endif %}, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -45,7 +43,7 @@ from cryptography.hazmat.primitives.serialization import (
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="StoredKey", config="settings", database="SessionLocal, lock_database, utcnow") }}
+{{ imports(auth_models="StoredKey", config="derived_key, settings", database="SessionLocal, lock_database, utcnow") }}
 
 #: The kind of private key each asymmetric algorithm signs with.
 KEY_TYPES: dict[str, type] = {
@@ -349,16 +347,8 @@ def _can_decrypt(row: StoredKey) -> bool:
 
 
 def _encryption_key() -> bytes:
-    return _derived_key(settings.secret_key.get_secret_value())
-
-
-@lru_cache(maxsize=4)
-def _derived_key(secret: str) -> bytes:
-    """The AES-256 key stored private keys are encrypted with (HKDF-SHA256)."""
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=ENCRYPTION_PURPOSE
-    )
-    return hkdf.derive(secret.encode())
+    """The AES-256 key stored private keys are encrypted with."""
+    return derived_key(ENCRYPTION_PURPOSE)
 
 
 @lru_cache(maxsize=4)

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", email_links="deliver_mails", pages="add_pages", sessions_router="router as sessions_router", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", email_links="deliver_mails", mfa_router="router as mfa_router", pages="add_pages", sessions_router="router as sessions_router", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 #: Seconds between two looks for mails to send again.
 MAIL_INTERVAL = 10
@@ -101,6 +101,7 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(sessions_router)
+    app.include_router(mfa_router)
     if settings.pages_enabled:
         add_pages(app)
 

@@ -8,18 +8,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from anyio import to_thread
 from fastapi import Request, status
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
-{{ imports(auth_router="RESET_ASKED, VERIFICATION_ASKED", config="settings", database="SessionLocal", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
+{{ imports(auth_router="RESET_ASKED, VERIFICATION_ASKED", config="settings", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
 
 #: The pages' templates and static files.
 ASSETS = Path(str(files(__name__.partition(".")[0]) / "web"))
-TITLE = {{ cookiecutter.project_name | py_string }}
+TITLE = {{cookiecutter.project_name | py_string}}
 #: Every page: nothing from another site, no inline script or style, no framing,
 #: forms posted to this service only.
 CONTENT_SECURITY_POLICY = (
@@ -117,16 +115,6 @@ async def submit(
             headers = {"Retry-After": answer.headers["retry-after"]}
     extra = await context() if context else {}
     return page(request, template, code, headers, form=kept, errors=errors, **extra)
-
-
-async def in_transaction(work: Callable[[Session], object]) -> None:
-    """Run ``work`` in one transaction, on a thread."""
-
-    def run() -> None:
-        with SessionLocal.begin() as session:
-            work(session)
-
-    await to_thread.run_sync(run)
 
 
 async def signed_in(request: Request) -> CookieLogin | None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="change_password, revoke_all_sessions", database="SessionLocal", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", page_views="ASSETS, NOTICES, Action, Form, from_this_site, in_transaction, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
+{{ imports(auth_schemas="LoginRequest, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="change_password, revoke_all_sessions", database="SessionLocal, in_transaction", dependencies="CookieLogin, clear_session_cookie, client_address, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", page_views="ASSETS, NOTICES, Action, Form, from_this_site, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account", mfa_login="step_up") }}
 
 router = APIRouter(prefix="/account", include_in_schema=False)
 
@@ -205,7 +205,7 @@ async def profile_form(request: Request, background: BackgroundTasks) -> Respons
             changes["current_password"] = form.get("current_password", "")
         update = UserUpdateMe.model_validate(changes)
         with SessionLocal() as session:
-            await change_account(session, user, update, client_address(request))
+            await change_account(session, login.login, update, client_address(request))
         if "email" in changes:
             background.add_task(deliver_mails)
         return redirect("", "profile-saved")
@@ -217,11 +217,10 @@ async def profile_form(request: Request, background: BackgroundTasks) -> Respons
 async def password_form(request: Request, background: BackgroundTasks) -> Response:
     async def action(login: CookieLogin, form: Form) -> Response:
         change = PasswordChange.model_validate(form)
+        client = client_address(request)
+        await step_up(login.login, change.otp, client)
         await change_password(
-            login.user,
-            change.current_password,
-            change.new_password,
-            client_address(request),
+            login.user, change.current_password, change.new_password, client
         )
         background.add_task(deliver_mails)
         response = redirect("/sign-in", "password-changed")

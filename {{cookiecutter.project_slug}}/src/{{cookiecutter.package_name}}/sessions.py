@@ -23,7 +23,7 @@ from anyio import to_thread
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="AuthSession", auth_schemas="LoginInfo, SessionToken", auth_service="CALLER_COLUMNS, Caller, Credentials, begin_login, check_credentials, has_lapsed, open_login, token_digest", config="settings", database="PreparedRead, utcnow", keys="signing_key", middleware="log_event", tokens="create_access_token", user_models="User", user_schemas="UserPublic") }}
+{{ imports(auth_models="AuthSession", auth_schemas="LoginInfo, SessionToken", auth_service="BROWSER_LOGIN, CALLER_COLUMNS, Caller, Start, begin_login, check_credentials, has_lapsed, open_login, token_digest", config="settings", database="PreparedRead, utcnow", keys="signing_key", middleware="log_event", mfa_login="SecondFactor, complete_login", tokens="create_access_token", user_models="User", user_schemas="UserPublic") }}
 
 #: Methods that never change state: they need no CSRF token.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -62,6 +62,7 @@ COOKIE_CALLER = PreparedRead(
         AuthSession.id.label("login_id"),
         AuthSession.created_at.label("started_at"),
         AuthSession.last_used_at,
+        AuthSession.amr,
     )
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
@@ -79,32 +80,44 @@ def find_cookie_caller(secret: str) -> Caller | None:
     if row is None:
         return None
     login_id, started_at = row.pop("login_id"), row.pop("started_at")
-    last_used_at = row.pop("last_used_at")
+    last_used_at, amr = row.pop("last_used_at"), row.pop("amr")
     if has_lapsed(started_at, last_used_at):
         return None
     user = UserPublic.model_construct(**row)
-    return Caller(user, login_id, last_used_at, by_cookie=True)
+    return Caller(user, login_id, last_used_at, amr, by_cookie=True)
 
 
 async def sign_in(
     username: str, password: str, client: str | None, user_agent: str | None
 ) -> BrowserSession:
     """A new browser session for the active user with these credentials, checked
-    and throttled as a login is (see check_credentials)."""
+    and throttled as a login is (see check_credentials); MfaRequiredError if the
+    user has a second factor."""
     credentials = await check_credentials(username, password, client)
-    return await to_thread.run_sync(_start, credentials, client, user_agent)
+    start = _session_starter(client, user_agent)
+    return await to_thread.run_sync(
+        begin_login, credentials, client, BROWSER_LOGIN, start
+    )
 
 
-def _start(
-    credentials: Credentials, client: str | None, user_agent: str | None
+async def sign_in_with_code(
+    mfa_token: str, proof: SecondFactor, client: str | None, user_agent: str | None
 ) -> BrowserSession:
-    secret = secrets.token_urlsafe(32)
+    """The browser session of a sign-in that waited for its second factor (see
+    mfa_login.complete_login)."""
+    start = _session_starter(client, user_agent)
+    return await complete_login(mfa_token, proof, BROWSER_LOGIN, client, start)
 
-    def start(session: Session, user_id: int) -> None:
-        open_login(session, user_id, client, user_agent, token_digest(secret))
 
-    begin_login(credentials, client, start)
-    return BrowserSession(secret, csrf_token(secret))
+def _session_starter(
+    client: str | None, user_agent: str | None
+) -> Start[BrowserSession]:
+    def start(session: Session, user_id: int, amr: str) -> BrowserSession:
+        secret = secrets.token_urlsafe(32)
+        open_login(session, user_id, client, user_agent, amr, token_digest(secret))
+        return BrowserSession(secret, csrf_token(secret))
+
+    return start
 
 
 def csrf_token(secret: str) -> str:
@@ -142,7 +155,7 @@ def session_token(session: Session, caller: Caller) -> SessionToken:
         SESSION_TOKEN_LIFETIME, timedelta(minutes=settings.access_token_expire_minutes)
     )
     token = create_access_token(
-        signing_key(session), str(caller.user.id), caller.login_id, lifetime
+        signing_key(session), str(caller.user.id), caller.login_id, caller.amr, lifetime
     )
     return SessionToken(access_token=token, expires_in=int(lifetime.total_seconds()))
 

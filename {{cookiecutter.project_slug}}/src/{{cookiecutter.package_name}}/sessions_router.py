@@ -5,13 +5,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-{{ imports(auth_schemas="LoginInfo, LoginRequest, SessionStarted, SessionToken", auth_service="revoke_all_sessions", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in", user_schemas="UserId", user_service="get_user") }}
+{{ imports(auth_schemas="LoginInfo, LoginRequest, MfaLogin, MfaRequired, SessionStarted, SessionToken", mfa_login="SecondFactor, step_up", auth_service="Caller, revoke_all_sessions", database="SessionDep, in_transaction", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in, sign_in_with_code", user_schemas="UserId", user_service="get_user") }}
 
 router = APIRouter(tags=["sessions"])
 
 SIGN_IN_REFUSED = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
-    status.HTTP_403_FORBIDDEN: {"description": "Not sent from an allowed origin"},
+    status.HTTP_403_FORBIDDEN: {
+        "model": MfaRequired,
+        "description": "A second factor is needed (mfa_required), or not sent "
+        "from an allowed origin",
+    },
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many failed logins"},
 }
 #: What a route that changes state with the cookie may also answer.
@@ -34,6 +38,23 @@ async def start_browser_session(
     started = await sign_in(
         credentials.username,
         credentials.password,
+        client_address(request),
+        user_agent(request),
+    )
+    set_session_cookie(response, started.secret)
+    return SessionStarted(csrf_token=started.csrf_token)
+
+
+@router.post("/session/mfa", responses=SIGN_IN_REFUSED)
+async def complete_browser_session(
+    body: MfaLogin, request: Request, response: Response
+) -> SessionStarted:
+    """Complete a sign-in of POST /session that answered ``mfa_required``, as POST
+    /login/mfa does, for a session cookie."""
+    check_origin(request.headers)
+    started = await sign_in_with_code(
+        body.mfa_token,
+        SecondFactor(otp=body.otp, recovery_code=body.recovery_code),
         client_address(request),
         user_agent(request),
     )
@@ -93,13 +114,21 @@ def end_my_login(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=COOKIE_REFUSED,
 )
-def end_my_other_logins(caller: CurrentCaller, session: SessionDep) -> Response:
-    """End every login of yours but the one asking."""
-    revoke_all_sessions(
-        session, caller.user.id, "others_ended_by_user", keep=caller.login_id
-    )
-    session.commit()
+async def end_my_other_logins(caller: CurrentCaller, request: Request) -> Response:
+    """End every login of yours but the one asking. With a second factor on, this
+    login must have proved it in the last few minutes (POST /users/me/mfa/verify)."""
+    await end_other_logins(caller, client_address(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def end_other_logins(caller: Caller, client: str | None) -> None:
+    """End every login of the caller's but theirs, after a recent second factor."""
+    await step_up(caller, None, client)
+    await in_transaction(
+        lambda session: revoke_all_sessions(
+            session, caller.user.id, "others_ended_by_user", keep=caller.login_id
+        )
+    )
 
 
 @router.delete(

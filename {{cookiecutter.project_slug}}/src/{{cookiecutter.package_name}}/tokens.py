@@ -8,7 +8,9 @@ knows is accepted, with the algorithm it signs with, and a header holding
 anything but ``alg``, ``typ`` and ``kid`` (``crit`` included) is refused; ``exp``, ``iat``, ``sub``,
 ``jti``, ``iss``, ``aud``, ``sid`` and ``type`` are required, each of the type this
 service writes, issuer and audience must be ours, and ``exp`` and ``nbf`` are
-enforced. Any token that fails any of this, however malformed, is invalid: never
+enforced. ``amr`` says how the user signed in (RFC 8176: ``["pwd"]``, or
+``["pwd", "otp", "mfa"]`` with a second factor), for other services to require.
+Any token that fails any of this, however malformed, is invalid: never
 an error. (Refresh tokens are not JWTs: see the auth service.)
 """
 
@@ -60,16 +62,19 @@ def create_access_token(
     key: SigningKey,
     subject: str,
     session_id: str,
+    amr: str = "pwd",
     expires_delta: timedelta | None = None,
 ) -> str:
     """An access token signed with ``key`` for ``subject``, issued by login
-    ``session_id``, that expires after ``expires_delta`` (default:
+    ``session_id`` that was signed in as ``amr`` says (RFC 8176 methods,
+    space-separated), that expires after ``expires_delta`` (default:
     ACCESS_TOKEN_EXPIRE_MINUTES)."""
     now = datetime.now(UTC)
     lifetime = expires_delta or timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
         "sub": subject,
         "sid": session_id,
+        "amr": amr.split(),
         "type": ACCESS,
         "jti": uuid.uuid4().hex,
         "iss": settings.jwt_issuer,

@@ -53,6 +53,10 @@ def _sent(value: object) -> object:
 #: A field that may be left out, but is never null when sent (as the schema says).
 Sent = Annotated[T | SkipJsonSchema[None], AfterValidator(_sent)]
 
+#: A current code from an authenticator app, for a change that needs a second
+#: factor (checked, never stored).
+ProofCode = Annotated[str, Field(min_length=1, max_length=16)]
+
 #: A password being set: long enough, and short enough to hash without truncation.
 NewPassword = Annotated[str, Field(min_length=MIN_LENGTH), AfterValidator(_fits_hasher)]
 FullName = Annotated[str, Field(max_length=255)]
@@ -137,6 +141,9 @@ class UserUpdateMe(UserChanges):
 
     #: Checked, never stored (left out of ``model_dump``).
     current_password: Sent[str] = Field(default=None, exclude=True)
+    #: With a second factor on, a new address needs a current code too (unless
+    #: this login proved one in the last few minutes).
+    otp: Sent[ProofCode] = Field(default=None, exclude=True)
 
     # The rule the validator below checks.
     model_config = ConfigDict(
@@ -158,8 +165,12 @@ class UserAdminUpdate(UserChanges):
 
 
 class PasswordChange(RequestModel):
+    """The current password and the new one; with a second factor on, a current
+    code too (unless this login proved one in the last few minutes)."""
+
     current_password: str
     new_password: NewPassword
+    otp: ProofCode | None = None
 
 
 class UserPublic(BaseModel):

@@ -5,7 +5,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
-{{ imports(auth_models="VERIFICATION_LINK", auth_service="change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentSuperuser, CurrentUser, client_address", middleware="log_event", passwords="hash_password", throttle="Place, give_back, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="MAX_ID, PasswordChange, UserAdminUpdate, UserCreate, UserId, UserPublic, UserUpdateMe", user_service="EmailTakenError, SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
+{{ imports(auth_models="VERIFICATION_LINK", auth_service="Caller, change_password, confirm_password, revoke_all_sessions", email_links="address_changed, deliver_mails, queue_mail", database="SessionDep", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentCaller, CurrentSuperuser, CurrentUser, client_address", mfa_login="step_up", middleware="log_event", passwords="hash_password", throttle="Place, give_back, mail_request_limits, registration_limits, reserve, succeeded", user_models="User", user_schemas="MAX_ID, PasswordChange, UserAdminUpdate, UserCreate, UserId, UserPublic, UserUpdateMe", user_service="EmailTakenError, SelfLockoutError, check_new_user, create_user, delete_user, get_user, list_users, update_user") }}
 
 router = APIRouter(tags=["users"])
 
@@ -19,6 +19,12 @@ SELF_LOCKOUT = {
     }
 }
 
+
+SECOND_FACTOR_DUE = {
+    status.HTTP_403_FORBIDDEN: {
+        "description": "A current code from the authenticator app is needed (otp)"
+    }
+}
 
 REGISTRATION = {
     "status_code": status.HTTP_201_CREATED,
@@ -77,37 +83,44 @@ async def read_current_user(user: CurrentUser) -> UserPublic:
     response_model=UserPublic,
     responses=UNAUTHENTICATED
     | EMAIL_TAKEN
+    | SECOND_FACTOR_DUE
     | {
-        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"},
+        status.HTTP_400_BAD_REQUEST: {
+            "description": "Current password or code is incorrect"
+        },
         status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many requests"},
     },
 )
 async def update_current_user(
     changes: UserUpdateMe,
-    user: CurrentUser,
+    caller: CurrentCaller,
     session: SessionDep,
     request: Request,
     background: BackgroundTasks,
 ) -> User:
     """Change your name or address. A new address (or none) needs your current
-    password, checked like a login's, and counts as a request for a mailed link:
-    it is unverified until its link is opened, and the address it replaces is told."""
-    account = await change_account(session, user, changes, client_address(request))
+    password, checked like a login's (and, with a second factor on, a current
+    code), and counts as a request for a mailed link: it is unverified until its
+    link is opened, and the address it replaces is told."""
+    account = await change_account(session, caller, changes, client_address(request))
     if "email" in changes.model_fields_set:
         background.add_task(deliver_mails)
     return account
 
 
 async def change_account(
-    session: SessionDep, user: UserPublic, changes: UserUpdateMe, client: str | None
+    session: SessionDep, caller: Caller, changes: UserUpdateMe, client: str | None
 ) -> User:
-    """The user's account with ``changes`` made and committed (a new address:
-    throttled, with the current password checked, and mailed)."""
+    """The caller's account with ``changes`` made and committed (a new address:
+    throttled, with a recent second factor and the current password checked, and
+    mailed)."""
+    user = caller.user
     places: list[Place] = []
     if "email" in changes.model_fields_set:
         if changes.email is not None:  # before the answer says whether it is taken
             limits = mail_request_limits(changes.email, client)
             await to_thread.run_sync(reserve, limits)
+        await step_up(caller, changes.otp, client)
         places = await confirm_password(user, changes.current_password or "", client)
     return await to_thread.run_sync(_update_account, session, user.id, changes, places)
 
@@ -133,22 +146,26 @@ def _update_account(
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=UNAUTHENTICATED
+    | SECOND_FACTOR_DUE
     | {
-        status.HTTP_400_BAD_REQUEST: {"description": "Current password is incorrect"},
+        status.HTTP_400_BAD_REQUEST: {
+            "description": "Current password or code is incorrect"
+        },
         status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many wrong passwords"},
     },
 )
 async def change_current_password(
     body: PasswordChange,
-    user: CurrentUser,
+    caller: CurrentCaller,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
     """Change your password; every login (this one included) ends: log in again.
-    Wrong current passwords are throttled like failed logins. Your address is told."""
-    await change_password(
-        user, body.current_password, body.new_password, client_address(request)
-    )
+    Wrong current passwords are throttled like failed logins; with a second factor
+    on, a current code is needed too. Your address is told."""
+    client = client_address(request)
+    await step_up(caller, body.otp, client)
+    await change_password(caller.user, body.current_password, body.new_password, client)
     background.add_task(deliver_mails)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
