@@ -9,7 +9,7 @@ from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="MFA_DISABLED_NOTICE, MFA_ENABLED_NOTICE, RECOVERY_CODES_NOTICE", auth_service="Caller, confirm_password, tell_user", database="SessionDep, in_transaction", dependencies="UNAUTHENTICATED, CurrentCaller, CurrentUser, client_address", email_links="deliver_mails", middleware="log_event", mfa="confirm_enrolment, factor_state, new_recovery_codes, remove_factor, start_enrolment", mfa_login="step_up, verify_code", mfa_schemas="OtpProof, PasswordProof, RecoveryCodes, RecoveryCodesRequest, SecondFactors, TotpEnrolment, TotpRemoval", throttle="Place, login_limits, reserve, succeeded", user_schemas="UserPublic") }}
+{{ imports(auth_models="MFA_DISABLED_NOTICE, MFA_ENABLED_NOTICE, RECOVERY_CODES_NOTICE", auth_service="Caller, confirm_password, tell_user", database="SessionDep, in_transaction", dependencies="UNAUTHENTICATED, CurrentCaller, CurrentUser, client_address", email_links="deliver_mails", middleware="log_event", mfa="Enrolment, confirm_enrolment, factor_state, new_recovery_codes, remove_factor, start_enrolment", mfa_login="step_up, verify_code", mfa_schemas="OtpProof, PasswordProof, RecoveryCodes, RecoveryCodesRequest, SecondFactors, TotpEnrolment, TotpRemoval", throttle="Place, login_limits, reserve, succeeded", user_schemas="UserPublic") }}
 
 router = APIRouter(prefix="/users/me/mfa", tags=["second factors"])
 
@@ -52,13 +52,21 @@ async def add_authenticator(
 ) -> TotpEnrolment:
     """Start adding an authenticator app: a new secret, to type in or scan. It is
     on once a code from it is confirmed (POST /users/me/mfa/totp/confirm)."""
-    places = await confirm_password(user, body.password, client_address(request))
-    enrolment = await _changed(places, lambda s: start_enrolment(s, user.id))
+    enrolment = await begin_enrolment(user, body.password, client_address(request))
     return TotpEnrolment(
         secret=enrolment.secret,
         otpauth_uri=enrolment.otpauth_uri,
         qr_svg=enrolment.qr_svg,
     )
+
+
+async def begin_enrolment(
+    user: UserPublic, password: str, client: str | None
+) -> Enrolment:
+    """A new secret for the user's authenticator app, once the password (checked
+    and throttled as at sign-in) is right."""
+    places = await confirm_password(user, password, client)
+    return await _changed(places, lambda session: start_enrolment(session, user.id))
 
 
 @router.post(
