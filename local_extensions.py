@@ -164,16 +164,17 @@ def _name_key(name: str) -> tuple[int, str]:
 
 def import_lines(package: str, structure: str, names: dict[str, str]) -> str:
     """``from ... import ...`` lines for ``names`` ({role: "A, b"}; "" imports the
-    module itself), merged, sorted as isort sorts them and wrapped as ruff format
-    wraps them."""
+    module itself, "as name" imports it under one name in every structure),
+    merged, sorted as isort sorts them and wrapped as ruff format wraps them."""
     by_module: dict[str, set[str]] = {}
     for role, imported in names.items():
         module = module_path(package, structure, role)
-        if imported:
+        if imported and not imported.startswith("as "):
             wanted = {name.strip() for name in imported.split(",")}
         else:
             module, _, leaf = module.rpartition(".")
-            wanted = {leaf}
+            alias = imported.removeprefix("as ").strip() or leaf
+            wanted = {leaf if alias == leaf else f"{leaf} as {alias}"}
         by_module.setdefault(module, set()).update(wanted)
     return "\n".join(
         import_from(module, ", ".join(wanted)) for module, wanted in sorted(by_module.items())

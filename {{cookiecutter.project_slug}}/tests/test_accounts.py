@@ -527,6 +527,33 @@ def test_a_migration_that_cannot_apply_to_the_data_says_why_in_one_line(
         assert emails.scalars().all() == stored
 
 
+def test_second_factors_arrive_in_a_database_of_the_previous_release(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    """Users and their logins stay as they were: logins made before signed in
+    with a password, and no one has a second factor yet."""
+    old = database_at("0006", [("ann", "ann@example.com"), ("bob", None)], tmp_path)
+    with old.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO auth_sessions (id, user_id, created_at) "
+                "VALUES ('0123456789abcdef0123456789abcdef', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+    monkeypatch.setattr(database, "engine", old)
+    assert cli.main(["migrate"]) == 0
+    assert "applied 0007" in capsys.readouterr().out
+    tables = set(inspect(old).get_table_names())
+    assert {"totp_factors", "recovery_codes", "mfa_tickets"} <= tables
+    with old.connect() as connection:
+        users = connection.execute(text("SELECT username FROM users ORDER BY id"))
+        assert users.scalars().all() == ["ann", "bob"]
+        amr = connection.execute(text("SELECT amr FROM auth_sessions"))
+        assert amr.scalars().all() == ["pwd"]
+        factors = connection.execute(text("SELECT count(*) FROM totp_factors"))
+        assert factors.scalar() == 0
+
+
 def test_cli_names_an_unreachable_database_in_one_line_without_its_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -35,7 +35,10 @@ TOKEN_REFUSED = {
 
 @router.post("/token", responses=SIGN_IN)
 async def token(
-    form: Annotated[TokenForm, Form()], session: SessionDep, request: Request
+    form: Annotated[TokenForm, Form()],
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> Token:
     """OAuth2 token endpoint: ``grant_type=password`` with ``username`` and
     ``password``; ``grant_type=refresh_token`` with ``refresh_token``; or, to
@@ -52,7 +55,7 @@ async def token(
             user_agent(request),
         )
     proof = SecondFactor(otp=form.otp, recovery_code=form.recovery_code)
-    return await _complete(form.mfa_token or "", proof, request)
+    return await _complete(form.mfa_token or "", proof, request, background)
 
 
 @router.post("/login", responses=SIGN_IN)
@@ -67,17 +70,24 @@ async def login(credentials: LoginRequest, request: Request) -> Token:
 
 
 @router.post("/login/mfa", responses=UNAUTHORIZED)
-async def login_with_second_factor(body: MfaLogin, request: Request) -> Token:
+async def login_with_second_factor(
+    body: MfaLogin, request: Request, background: BackgroundTasks
+) -> Token:
     """Complete a sign-in that answered ``mfa_required``: its ``mfa_token`` with a
     current code from the authenticator app (``otp``) or a recovery code. Wrong
     codes are throttled as passwords are; a few of them end the sign-in."""
     proof = SecondFactor(otp=body.otp, recovery_code=body.recovery_code)
-    return await _complete(body.mfa_token, proof, request)
+    return await _complete(body.mfa_token, proof, request, background)
 
 
-async def _complete(mfa_token: str, proof: SecondFactor, request: Request) -> Token:
+async def _complete(
+    mfa_token: str, proof: SecondFactor, request: Request, background: BackgroundTasks
+) -> Token:
+    """The login of a sign-in completed with its second factor; the mails it may
+    have caused (a recovery code used, wrong codes) go out after the answer."""
     client = client_address(request)
     start = token_starter(client, user_agent(request))
+    background.add_task(deliver_mails)
     return await complete_login(mfa_token, proof, TOKEN_LOGIN, client, start)
 
 

@@ -214,10 +214,13 @@ def _matching_step(factor: TotpFactor, otp: str) -> int | None:
     secret = _decrypt(factor)
     if secret is None:
         return None
-    step = pyotp.TOTP(secret).verify_and_get_timecode(
-        "".join(otp.split()), for_time=utcnow(), valid_window=DRIFT_STEPS
-    )
-    if step is None or (factor.last_step is not None and step <= factor.last_step):
+    try:
+        step = pyotp.TOTP(secret).verify_and_get_timecode(
+            "".join(otp.split()), for_time=utcnow(), valid_window=DRIFT_STEPS
+        )
+    except pyotp.OTPVerificationError:
+        return None
+    if factor.last_step is not None and step <= factor.last_step:
         return None
     return step
 

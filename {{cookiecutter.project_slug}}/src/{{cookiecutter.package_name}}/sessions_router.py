@@ -3,9 +3,9 @@ services) and the logins in view (list them, end one, end all others)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 
-{{ imports(auth_schemas="LoginInfo, LoginRequest, MfaLogin, MfaRequired, SessionStarted, SessionToken", mfa_login="SecondFactor, step_up", auth_service="Caller, revoke_all_sessions", database="SessionDep, in_transaction", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in, sign_in_with_code", user_schemas="UserId", user_service="get_user") }}
+{{ imports(auth_schemas="LoginInfo, LoginRequest, MfaLogin, MfaRequired, SessionStarted, SessionToken", mfa_login="SecondFactor, step_up", auth_service="Caller, revoke_all_sessions", database="SessionDep, in_transaction", email_links="deliver_mails", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in, sign_in_with_code", user_schemas="UserId", user_service="get_user") }}
 
 router = APIRouter(tags=["sessions"])
 
@@ -47,11 +47,12 @@ async def start_browser_session(
 
 @router.post("/session/mfa", responses=SIGN_IN_REFUSED)
 async def complete_browser_session(
-    body: MfaLogin, request: Request, response: Response
+    body: MfaLogin, request: Request, response: Response, background: BackgroundTasks
 ) -> SessionStarted:
     """Complete a sign-in of POST /session that answered ``mfa_required``, as POST
     /login/mfa does, for a session cookie."""
     check_origin(request.headers)
+    background.add_task(deliver_mails)
     started = await sign_in_with_code(
         body.mfa_token,
         SecondFactor(otp=body.otp, recovery_code=body.recovery_code),
