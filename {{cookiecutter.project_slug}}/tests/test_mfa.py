@@ -533,6 +533,24 @@ def test_superusers_need_a_sign_in_with_a_second_factor_when_required(
     assert client.get("/users/", headers=headers).status_code == 200
 
 
+def test_a_superuser_removes_the_app_of_a_user_who_lost_it(
+    client: TestClient,
+    user: dict,
+    secured: tuple[str, list[str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    set_email("alice@example.com")
+    path = f"/users/{user['id']}/mfa"
+    alice = bearer(start_login(user)["access_token"])
+    assert client.delete(path, headers=alice).status_code == 403
+    admin = bearer(start_login(add_user("root", superuser=True))["access_token"])
+    assert client.delete(path, headers=admin).status_code == 204
+    assert client.delete("/users/999/mfa", headers=admin).status_code == 404
+    response = client.post("/login", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert mailed(caplog) == ["mfa_disabled"]
+
+
 def set_email(address: str, username: str = "alice") -> None:
     with SessionLocal.begin() as session:
         session.execute(

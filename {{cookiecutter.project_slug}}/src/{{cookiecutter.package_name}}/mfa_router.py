@@ -1,6 +1,6 @@
 """Second factors of your own account: add an authenticator app (with your
 password), confirm it with a code, remove it, make new recovery codes, and prove a
-code for the changes that need a recent one."""
+code for the changes that need a recent one; superusers remove a user's."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -9,9 +9,9 @@ from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 from sqlalchemy.orm import Session
 
-{{ imports(auth_models="MFA_DISABLED_NOTICE, MFA_ENABLED_NOTICE, RECOVERY_CODES_NOTICE", auth_service="Caller, confirm_password, tell_user", database="SessionDep, in_transaction", dependencies="UNAUTHENTICATED, CurrentCaller, CurrentUser, client_address", email_links="deliver_mails", middleware="log_event", mfa="Enrolment, confirm_enrolment, factor_state, new_recovery_codes, remove_factor, start_enrolment", mfa_login="step_up, verify_code", mfa_schemas="OtpProof, PasswordProof, RecoveryCodes, RecoveryCodesRequest, SecondFactors, TotpEnrolment, TotpRemoval", throttle="Place, login_limits, reserve, succeeded", user_schemas="UserPublic") }}
+{{ imports(auth_models="MFA_DISABLED_NOTICE, MFA_ENABLED_NOTICE, RECOVERY_CODES_NOTICE", auth_service="Caller, confirm_password, tell_user", database="SessionDep, in_transaction", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CurrentCaller, CurrentSuperuser, CurrentUser, client_address", email_links="deliver_mails", middleware="log_event", mfa="Enrolment, confirm_enrolment, factor_state, new_recovery_codes, remove_factor, start_enrolment", mfa_login="step_up, verify_code", mfa_schemas="OtpProof, PasswordProof, RecoveryCodes, RecoveryCodesRequest, SecondFactors, TotpEnrolment, TotpRemoval", throttle="Place, login_limits, reserve, succeeded", user_schemas="UserId, UserPublic", user_service="get_user") }}
 
-router = APIRouter(prefix="/users/me/mfa", tags=["second factors"])
+router = APIRouter(tags=["second factors"])
 
 T = TypeVar("T")
 
@@ -23,6 +23,7 @@ WRONG_CODE = UNAUTHENTICATED | {
     status.HTTP_400_BAD_REQUEST: {"description": "Code incorrect or used already"},
     status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many wrong codes"},
 }
+NO_SUCH_USER = {status.HTTP_404_NOT_FOUND: {"description": "No such user"}}
 STEP_UP = (
     WRONG_PASSWORD
     | WRONG_CODE
@@ -32,7 +33,7 @@ STEP_UP = (
 )
 
 
-@router.get("", responses=UNAUTHENTICATED)
+@router.get("/users/me/mfa", responses=UNAUTHENTICATED)
 def read_second_factors(user: CurrentUser, session: SessionDep) -> SecondFactors:
     """Whether your authenticator app is on, and how many recovery codes are left."""
     state = factor_state(session, user.id)
@@ -43,7 +44,7 @@ def read_second_factors(user: CurrentUser, session: SessionDep) -> SecondFactors
 
 
 @router.post(
-    "/totp",
+    "/users/me/mfa/totp",
     responses=WRONG_PASSWORD
     | {status.HTTP_409_CONFLICT: {"description": "An authenticator app is on"}},
 )
@@ -70,7 +71,7 @@ async def begin_enrolment(
 
 
 @router.post(
-    "/totp/confirm",
+    "/users/me/mfa/totp/confirm",
     responses=WRONG_CODE
     | {status.HTTP_409_CONFLICT: {"description": "No app waiting to be confirmed"}},
 )
@@ -102,7 +103,11 @@ async def enable_authenticator(
     return codes
 
 
-@router.post("/totp/disable", status_code=status.HTTP_204_NO_CONTENT, responses=STEP_UP)
+@router.post(
+    "/users/me/mfa/totp/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=STEP_UP,
+)
 async def remove_authenticator(
     body: TotpRemoval,
     caller: CurrentCaller,
@@ -135,7 +140,7 @@ async def disable_authenticator(
     log_event("second_factor_removed", user_id=user_id, client=client)
 
 
-@router.post("/recovery-codes", responses=STEP_UP)
+@router.post("/users/me/mfa/recovery-codes", responses=STEP_UP)
 async def make_recovery_codes(
     body: RecoveryCodesRequest,
     caller: CurrentCaller,
@@ -167,13 +172,37 @@ async def replace_recovery_codes(
     return codes
 
 
-@router.post("/verify", status_code=status.HTTP_204_NO_CONTENT, responses=WRONG_CODE)
+@router.post(
+    "/users/me/mfa/verify", status_code=status.HTTP_204_NO_CONTENT, responses=WRONG_CODE
+)
 async def prove_second_factor(
     body: OtpProof, caller: CurrentCaller, request: Request
 ) -> Response:
     """Prove a current code for this login: for the next few minutes, the changes
     that need one (ending every other login, say) go through without it."""
     await verify_code(caller, body.otp, client_address(request))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/users/{user_id:int}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_SUPERUSER | NO_SUCH_USER,
+)
+def remove_second_factor_of_user(
+    user_id: UserId,
+    admin: CurrentSuperuser,
+    session: SessionDep,
+    background: BackgroundTasks,
+) -> Response:
+    """Superusers: remove a user's authenticator app and recovery codes (lost with
+    their phone, say; make sure it is them first). They are told by mail."""
+    get_user(session, user_id)
+    remove_factor(session, user_id)
+    tell_user(session, user_id, MFA_DISABLED_NOTICE)
+    session.commit()
+    background.add_task(deliver_mails)
+    log_event("second_factor_removed", user_id=user_id, by=admin.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
