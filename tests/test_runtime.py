@@ -22,6 +22,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import jwt
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
@@ -95,6 +96,7 @@ def team_settings(folder: Path) -> dict[str, str]:
         "PAGES_ENABLED": "false",
         "SESSION_IDLE_MINUTES": "5",
         "SESSION_MAX_HOURS": "1",
+        "REQUIRE_MFA_FOR_SUPERUSERS": "true",
     }
 
 
@@ -233,7 +235,7 @@ from fastapi.testclient import TestClient
 
 import whoami
 
-user_id, *tokens = sys.argv[1:]
+user_id, with_second_factor, *tokens = sys.argv[1:]
 client = TestClient(whoami.app)
 for token in tokens:
     mine = client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
@@ -241,6 +243,10 @@ for token in tokens:
     forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
     other = client.get("/whoami", headers={"Authorization": f"Bearer {forged}"})
     assert other.status_code == 401, other.text
+    password_only = client.get("/payouts", headers={"Authorization": f"Bearer {token}"})
+    assert password_only.status_code == 403, password_only.text
+strong = client.get("/payouts", headers={"Authorization": f"Bearer {with_second_factor}"})
+assert strong.status_code == 200, strong.text
 """
 
 
@@ -317,6 +323,31 @@ def test_other_services_verify_tokens_across_a_key_rotation_as_the_readme_shows(
             baked.answers["jwt_library"], token, jwks, issuer, audience
         )
         assert claims["sub"] == str(user["id"])
+        assert claims["amr"] == ["pwd"]
+
+    # A sign-in with a second factor: its tokens say so, whoever reads them.
+    status, started = http(
+        "POST",
+        f"{first}/users/me/mfa/totp",
+        json_body={"password": credentials["password"]},
+        token=new,
+    )
+    assert status == 200, started
+    app = pyotp.TOTP(started["secret"])
+    confirm = {"otp": app.now()}
+    status, _ = http("POST", f"{first}/users/me/mfa/totp/confirm", json_body=confirm, token=new)
+    assert status == 200
+    status, asked = http("POST", f"{second}/login", json_body=credentials)
+    assert (status, asked["error"]) == (403, "mfa_required")
+    code = app.at(time.time() + 30)  # the next step's: the current one is used up
+    proof = {"mfa_token": asked["mfa_token"], "otp": code}
+    status, tokens = http("POST", f"{second}/login/mfa", json_body=proof)
+    assert status == 200, tokens
+    strong = tokens["access_token"]
+    claims = verify_with_another_library(
+        baked.answers["jwt_library"], strong, jwks, issuer, audience
+    )
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
 
     readme = (baked.path / "README.md").read_text()
     section = readme[readme.index("## Verifying tokens in another service") :]
@@ -329,7 +360,7 @@ def test_other_services_verify_tokens_across_a_key_rotation_as_the_readme_shows(
     run([env.bin("ruff"), "check", *config, tmp_path / "whoami.py"])  # the project's style
     run([env.bin("ruff"), "format", "--check", *config, tmp_path / "whoami.py"])
     run(
-        [env.bin("python"), "-c", ASK_WHOAMI, str(user["id"]), old, new],
+        [env.bin("python"), "-c", ASK_WHOAMI, str(user["id"]), strong, old, new],
         cwd=tmp_path,
         env=clean_env(baked, PYTHONPATH=str(tmp_path)),
     )
