@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Body, Form, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-{{ imports(config="settings", auth_schemas="GRANT_FIELDS, AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, MfaLogin, MfaRequired, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="TOKEN_LOGIN, log_in, logout, refresh, token_starter", mfa_login="SecondFactor, complete_login", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address, user_agent", keys="public_keys") }}
+{{ imports(config="settings", auth_schemas="GRANT_FIELDS, AuthorizationServerMetadata, EmailVerification, JsonWebKeySet, LoginRequest, Message, MfaLogin, MfaRequired, Refusal, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, Token, TokenForm, VerificationRequest", auth_service="TOKEN_LOGIN, log_in, logout, refresh, token_starter", mfa_login="SecondFactor, complete_login", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", database="SessionDep", dependencies="UNAUTHENTICATED, CurrentUser, OptionalUser, client_address, user_agent", keys="public_keys") }}
 
 router = APIRouter(tags=["auth"])
 
@@ -17,7 +17,7 @@ UNAUTHORIZED = {
 #: What a password sign-in may answer for a user with a second factor.
 SIGN_IN = UNAUTHORIZED | {
     status.HTTP_403_FORBIDDEN: {
-        "model": MfaRequired,
+        "model": MfaRequired | Refusal,
         "description": "A second factor is needed (mfa_required), or the email "
         "address is not verified",
     }

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-{{ imports(mfa_schemas="Otp, RecoveryCodeText", schemas="RequestModel", user_schemas="Email, NewPassword") }}
+{{ imports(mfa_schemas="Otp, RecoveryCodeText", schemas="RequestModel", user_schemas="Email, NewPassword, Sent") }}
 
 
 class LoginRequest(RequestModel):
@@ -89,8 +89,8 @@ class MfaLogin(RequestModel):
     a current code from the authenticator app or one recovery code."""
 
     mfa_token: Annotated[str, Field(min_length=1, max_length=128)]
-    otp: Otp | None = None
-    recovery_code: RecoveryCodeText | None = None
+    otp: Sent[Otp] = None
+    recovery_code: Sent[RecoveryCodeText] = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -103,6 +103,12 @@ class MfaLogin(RequestModel):
         if (self.otp is None) == (self.recovery_code is None):
             raise ValueError("send otp or recovery_code (one of them)")
         return self
+
+
+class Refusal(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
 
 
 class MfaRequired(BaseModel):

@@ -5,14 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 
-{{ imports(auth_schemas="LoginInfo, LoginRequest, MfaLogin, MfaRequired, SessionStarted, SessionToken", mfa_login="SecondFactor, step_up", auth_service="Caller, revoke_all_sessions", database="SessionDep, in_transaction", email_links="deliver_mails", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in, sign_in_with_code", user_schemas="UserId", user_service="get_user") }}
+{{ imports(auth_schemas="LoginInfo, LoginRequest, MfaLogin, MfaRequired, Refusal, SessionStarted, SessionToken", mfa_login="SecondFactor, step_up", auth_service="Caller, revoke_all_sessions", database="SessionDep, in_transaction", email_links="deliver_mails", dependencies="NOT_SUPERUSER, UNAUTHENTICATED, CookieCaller, CurrentCaller, CurrentSuperuser, clear_session_cookie, client_address, set_session_cookie, user_agent", sessions="check_origin, csrf_token, end_login, list_logins, session_token, sign_in, sign_in_with_code", user_schemas="UserId", user_service="get_user") }}
 
 router = APIRouter(tags=["sessions"])
 
 SIGN_IN_REFUSED = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Incorrect credentials"},
     status.HTTP_403_FORBIDDEN: {
-        "model": MfaRequired,
+        "model": MfaRequired | Refusal,
         "description": "A second factor is needed (mfa_required), or not sent "
         "from an allowed origin",
     },
