@@ -36,6 +36,9 @@ NOTICES = {
     "profile-saved": "Your changes are saved.",
     "login-ended": "That login is ended.",
     "others-ended": "Every other login is ended.",
+    "second-factor-on": "Two-step sign-in is on: signing in needs a code too.",
+    "second-factor-off": "Two-step sign-in is off: your password alone signs you in.",
+    "recovery-codes-made": "New recovery codes are made: the old ones no longer work.",
 }
 
 templates = Jinja2Templates(directory=ASSETS / "templates")
@@ -69,6 +72,8 @@ def page(
         headers=headers,
     )
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # Pages show accounts, CSRF tokens, sign-in tickets and codes: kept nowhere.
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
