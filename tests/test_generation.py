@@ -111,17 +111,29 @@ AUTH = (
 )
 
 
-def test_users_never_import_auth(baked: Baked) -> None:
-    """Dependencies run one way: auth uses users; the users feature below its router
-    (which may use auth's request dependencies, as any feature's router would) never
-    imports auth, so each structure keeps the features separable."""
-    auth_modules = {baked.module(role) for role in AUTH}
-    for role in USERS_CORE:
+#: The second factors' feature below its router, which uses users only.
+MFA_CORE = ("mfa_models", "mfa_schemas", "mfa")
+
+
+@pytest.mark.parametrize(
+    ("feature", "others"),
+    [(USERS_CORE, AUTH + MFA_CORE), (MFA_CORE, AUTH)],
+    ids=["users-import-neither-auth-nor-mfa", "mfa-never-imports-auth"],
+)
+def test_features_depend_one_way(
+    baked: Baked, feature: tuple[str, ...], others: tuple[str, ...]
+) -> None:
+    """Dependencies run one way: auth uses users and asks mfa whether a second
+    factor is due; mfa uses users. Below its router (which may use auth's request
+    dependencies, as any feature's router would), a feature never imports those that
+    use it, so each structure keeps the features separable."""
+    forbidden = {baked.module(role) for role in others}
+    for role in feature:
         path = baked.path / baked.module_file(role)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 imported = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-                assert not imported & auth_modules, (role, node.module)
+                assert not imported & forbidden, (role, node.module)
 
 
 def test_each_feature_owns_its_tables(baked: Baked) -> None:
@@ -134,7 +146,9 @@ def test_each_feature_owns_its_tables(baked: Baked) -> None:
             "StoredKey",
             "OneTimeToken",
             "MailRequest",
+            "MfaTicket",
         },
+        "mfa_models": {"TotpFactor", "RecoveryCode"},
     }
     for role, classes in tables.items():
         source = (baked.path / baked.module_file(role)).read_text()
@@ -143,6 +157,7 @@ def test_each_feature_owns_its_tables(baked: Baked) -> None:
     if baked.answers["structure"] == "domain":
         assert baked.module_file("user_models").endswith("/users/models.py")
         assert baked.module_file("auth_models").endswith("/auth/models.py")
+        assert baked.module_file("mfa_models").endswith("/mfa/models.py")
 
 
 def test_readme_shows_where_each_module_is(baked: Baked) -> None:
