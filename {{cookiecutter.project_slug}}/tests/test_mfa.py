@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from pydantic import SecretStr
+from sqlalchemy import func, select, update
 
-{{ imports(auth_models="AuthSession, MailRequest, MfaTicket", config="settings", database="SessionLocal", email_links="deliver_mails", mfa="as mfa", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
+{{ imports(auth_models="AuthSession, MailRequest, MfaTicket", auth_service="purge", config="settings", database="SessionLocal", email_links="deliver_mails", mfa="as mfa", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
 
 from .conftest import (
     ORIGIN,
@@ -549,6 +550,44 @@ def test_a_superuser_removes_the_app_of_a_user_who_lost_it(
     response = client.post("/login", json={"username": "alice", "password": PASSWORD})
     assert response.status_code == 200
     assert mailed(caplog) == ["mfa_disabled"]
+
+
+def test_a_purge_deletes_tickets_used_or_expired(
+    client: TestClient, secured: tuple[str, list[str]], clock: Clock
+) -> None:
+    secret, _ = secured
+    with_code(client, ticket(client), otp=clock.code(secret))  # used
+    ticket(client)  # to expire
+    with SessionLocal.begin() as session:
+        session.execute(
+            update(MfaTicket)
+            .where(MfaTicket.used_at.is_(None))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    waiting = ticket(client)
+    purge()
+    with SessionLocal() as session:
+        assert session.scalar(select(func.count()).select_from(MfaTicket)) == 1
+    with_code(client, waiting, recovery_code=secured[1][0])  # the one kept
+
+
+def test_codes_sealed_with_another_secret_key_match_nothing_and_the_log_says_why(
+    client: TestClient,
+    secured: tuple[str, list[str]],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret, codes = secured
+    monkeypatch.setattr(
+        settings, "secret_key", SecretStr("another-" + "k" * 8 + secret)
+    )
+    for proof in ({"otp": clock.code(secret)}, {"recovery_code": codes[0]}):
+        response = client.post(
+            "/login/mfa", json={"mfa_token": ticket(client), **proof}
+        )
+        assert response.status_code == 401
+    assert logged(caplog, "second_factor_unreadable")
 
 
 def set_email(address: str, username: str = "alice") -> None:
