@@ -333,12 +333,8 @@ def test_wrong_codes_are_throttled_like_passwords(
             statuses.append(response.status_code)
     assert statuses == [401, 401, 401, 401]
     # The account is throttled at this address, for passwords and codes alike.
-    assert (
-        client.post(
-            "/login", json={"username": "alice", "password": PASSWORD}
-        ).status_code
-        == 429
-    )
+    password = client.post("/login", json={"username": "alice", "password": PASSWORD})
+    assert password.status_code == 429
 
 
 def test_a_right_code_clears_the_failures_of_the_account(
@@ -388,28 +384,22 @@ def test_sensitive_changes_need_a_current_code_or_a_recent_sign_in_with_one(
     old = start_login(user)  # signed in with the password alone, long ago
     headers = bearer(old["access_token"])
     change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
-    asked = client.post("/users/me/password", json=change, headers=headers)
-    assert asked.status_code == 403
-    assert "code" in asked.json()["detail"]
+    email = {"email": "alice@example.com", "current_password": PASSWORD}
+    needing_a_code = [
+        ("POST", "/users/me/password", change),
+        ("PATCH", "/users/me", email),
+        ("DELETE", "/users/me/sessions", None),
+        ("POST", "/users/me/mfa/recovery-codes", {}),
+        ("POST", "/users/me/mfa/totp/disable", {"password": PASSWORD}),
+    ]
+    for method, path, body in needing_a_code:
+        asked = client.request(method, path, json=body, headers=headers)
+        assert asked.status_code == 403, path
+        assert "code" in asked.json()["detail"]
     wrong = client.post(
         "/users/me/password", json=change | {"otp": "000000"}, headers=headers
     )
     assert wrong.status_code == 400
-    email = {"email": "alice@example.com", "current_password": PASSWORD}
-    assert client.patch("/users/me", json=email, headers=headers).status_code == 403
-    assert client.delete("/users/me/sessions", headers=headers).status_code == 403
-    assert (
-        client.post(
-            "/users/me/mfa/recovery-codes", json={}, headers=headers
-        ).status_code
-        == 403
-    )
-    assert (
-        client.post(
-            "/users/me/mfa/totp/disable", json={"password": PASSWORD}, headers=headers
-        ).status_code
-        == 403
-    )
 
     # A code proves it for this login, for a few minutes...
     verified = client.post(
@@ -420,13 +410,11 @@ def test_sensitive_changes_need_a_current_code_or_a_recent_sign_in_with_one(
     assert client.delete("/users/me/sessions", headers=headers).status_code == 204
     # ...and a sign-in with a code is such a proof.
     clock.tick()
-    fresh = with_code(client, ticket(client), otp=clock.code(secret))
-    assert (
-        client.post(
-            "/users/me/password", json=change, headers=bearer(fresh["access_token"])
-        ).status_code
-        == 204
+    fresh = bearer(
+        with_code(client, ticket(client), otp=clock.code(secret))["access_token"]
     )
+    changed = client.post("/users/me/password", json=change, headers=fresh)
+    assert changed.status_code == 204
 
 
 def test_a_proof_of_the_second_factor_lasts_a_few_minutes(
@@ -527,9 +515,8 @@ def test_superusers_need_a_sign_in_with_a_second_factor_when_required(
 
     secret, _ = enrol(client, start_login(admin)["access_token"], clock)
     tokens = with_code(client, ticket(client, "root"), otp=clock.code(secret))
-    assert (
-        client.get("/users/", headers=bearer(tokens["access_token"])).status_code == 200
-    )
+    two_factors = bearer(tokens["access_token"])
+    assert client.get("/users/", headers=two_factors).status_code == 200
     monkeypatch.setattr(settings, "require_mfa_for_superusers", False)
     assert client.get("/users/", headers=headers).status_code == 200
 
