@@ -9,8 +9,11 @@ The pages under /account, on one variant of each structure (which moves their co
 both databases among them: one person's story from registering to a forgotten
 password, with the mails caught by an SMTP server in this process; a login elsewhere
 seen and ended from the account page; forms posted by a page of another origin
-refused; the generated README's fetch calls for a browser app, run as written. Every page seen passes axe-core (no "serious" or "critical" violation) and
-does not scroll sideways on a phone.
+refused; the generated README's fetch calls for a browser app, run as written; an
+authenticator app set up from the account page (its key read from the page, its
+codes computed here as the app computes them), then signing in with a code, and
+with a recovery code. Every page seen passes axe-core (no "serious" or "critical"
+violation) and does not scroll sideways on a phone.
 
 Screenshots are kept in TEMPLATE_TEST_ARTIFACTS (default: test-artifacts/)."""
 
@@ -23,6 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -31,6 +35,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
 
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -346,7 +351,7 @@ def readme_block(readme: Path, language: str) -> str:
 
 
 @pytest.mark.parametrize("variant", variant_params(one_per="structure", covering="database"))
-def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
+def test_pages_from_registration_to_a_sign_in_with_two_steps_in_a_real_browser(
     variant: dict[str, str],
     baked: Baked,
     serve: Callable[..., str],
@@ -498,6 +503,69 @@ def test_pages_from_registration_to_a_forgotten_password_in_a_real_browser(
     after = signed_in_by_api(chosen)["access_token"]
     assert http("GET", f"{base}/users/me", token=after)[1]["full_name"] == "Ada Lovelace"
 
+    two_step_sign_in(pages, base, username, chosen)
+
     assert not pages.findings, "\n".join(
         [f"The pages of {pages.name} fail these checks:", *pages.findings]
     )
+
+
+def two_step_sign_in(pages: Pages, base: str, username: str, password: str) -> None:
+    """Set up an authenticator app from the account page, as a person does with
+    their phone (the key typed in from the page); then sign in with the password
+    and a code from the app, and with the password and a recovery code."""
+    browser = pages.browser
+
+    def sign_in() -> None:
+        browser.get(f"{base}/account/sign-in")
+        pages.fill(username=username, password=password)
+        pages.press("Sign in")
+        pages.shows("Enter the code from your authenticator app")
+
+    def sign_out() -> None:
+        pages.press("Sign out", within=pages.find("form[action='/account/sign-out']"))
+        pages.shows("Sign in", "You are signed out.")
+
+    # The app's key read from the page, its first code confirmed: the recovery
+    # codes, shown once.
+    browser.get(f"{base}/account/sign-in")
+    pages.fill(username=username, password=password)
+    pages.press("Sign in")
+    pages.shows("Your account")
+    pages.fill(password=password)
+    pages.press("Set up an authenticator app")
+    pages.shows("Set up an authenticator app")
+    pages.check("totp-setup")
+    app = pyotp.TOTP("".join(pages.find("#totp-secret").text.split()))
+    pages.fill(otp=app.now())
+    pages.press("Turn on two-step sign-in")
+    pages.shows("Your recovery codes")
+    pages.check("recovery-codes")
+    codes = pages.texts("#recovery-codes li")
+    assert len(codes) == 10
+    browser.find_element(By.PARTIAL_LINK_TEXT, "back to your account").click()
+    pages.wait.until(visible.title_contains("Your account"))
+    pages.shows("Your account", "Two-step sign-in is on: signing in needs a code too.")
+    assert pages.find("#recovery-codes-left").text == "Recovery codes left: 10"
+    pages.check("account-two-step")
+    sign_out()
+
+    # The password, then a wrong code (said on the page), then the app's next one.
+    sign_in()
+    pages.fill(otp="000000")
+    pages.press("Continue")
+    pages.shows("Enter the code from your authenticator app")
+    assert pages.texts(".error-summary li") == ["Incorrect or already used code"]
+    pages.check("sign-in-code-failed", dark=True)
+    pages.fill(otp=app.at(time.time() + app.interval))  # a later step than the last
+    pages.press("Continue")
+    pages.shows("Your account")
+    sign_out()
+
+    # The password, then a recovery code instead.
+    sign_in()
+    browser.find_element(By.TAG_NAME, "summary").click()
+    pages.fill(recovery_code=codes[0])
+    pages.press("Use the recovery code")
+    pages.shows("Your account")
+    assert pages.find("#recovery-codes-left").text == "Recovery codes left: 9"
