@@ -378,6 +378,20 @@ def test_an_app_set_up_on_the_account_page_asks_for_its_code_at_sign_in(
     assert token_part(access_token, 1)["amr"] == ["pwd", "otp", "mfa"]
 
 
+def test_a_wrong_code_at_set_up_asks_again_without_showing_the_key_twice(
+    client: TestClient, user: dict, clock: Clock
+) -> None:
+    token = sign_in_by_page(client)
+    started = post(client, "/mfa/totp", {"password": PASSWORD, "csrf_token": token})
+    secret = "".join(text_of(started.text, "totp-secret").split())
+    wrong = post(client, "/mfa/totp/confirm", {"otp": "000000", "csrf_token": token})
+    assert wrong.status_code == 400
+    assert "Code is incorrect or was used already" in wrong.text
+    assert 'id="totp-secret"' not in wrong.text and "<svg" not in wrong.text
+    right = {"otp": clock.code(secret), "csrf_token": token}
+    assert "Your recovery codes" in post(client, "/mfa/totp/confirm", right).text
+
+
 def test_a_recovery_code_signs_in_once_in_place_of_a_code(
     client: TestClient, user: dict, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
