@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -46,10 +47,11 @@ for name in [name for name in os.environ if name.lower() in Settings.model_field
     del os.environ[name]
 os.environ.update(TEST_SETTINGS)
 
+import pyotp
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 
-{{ imports(auth_models="StoredKey", auth_service="start_session", database="SessionLocal, Base", main="app", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
+{{ imports(auth_models="StoredKey", auth_service="start_session", database="SessionLocal, Base", main="app", mfa="as mfa", passwords="", user_schemas="UserCreate, UserPublic", user_service="create_user") }}
 
 from .cheap_hashing import cheap
 
@@ -156,6 +158,31 @@ def sign_in(client: TestClient, username: str = "alice") -> dict[str, str]:
     )
     assert response.status_code == 200, response.text
     return {"X-CSRF-Token": response.json()["csrf_token"], "Origin": ORIGIN}
+
+
+class Clock:
+    """The time the service reads authenticator codes at; codes computed as the
+    user's app would compute them then (``steps`` time steps of 30 s away)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 2, 12, 0, 5, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def code(self, secret: str, steps: int = 0) -> str:
+        return pyotp.TOTP(secret).at(self.now + timedelta(seconds=30 * steps))
+
+    def tick(self, steps: int = 1) -> None:
+        self.now += timedelta(seconds=30 * steps)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The time the service reads codes at, in the test's hands."""
+    clock = Clock()
+    monkeypatch.setattr(mfa, "utcnow", clock)
+    return clock
 
 
 def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict]:

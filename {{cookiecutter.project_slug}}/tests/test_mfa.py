@@ -4,17 +4,17 @@ with pyotp at a clock the tests control."""
 
 from datetime import UTC, datetime, timedelta
 
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
-{{ imports(auth_models="AuthSession, MailRequest, MfaTicket", auth_service="purge", config="settings", database="SessionLocal", email_links="deliver_mails", mfa="as mfa", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
+{{ imports(auth_models="AuthSession, MailRequest, MfaTicket", auth_service="purge", config="settings", database="SessionLocal", email_links="deliver_mails", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
 
 from .conftest import (
     ORIGIN,
     PASSWORD,
+    Clock,
     add_user,
     bearer,
     logged,
@@ -26,30 +26,6 @@ from .conftest import (
 OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp"
 RECOVERY_CODE_GRANT = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-class Clock:
-    """The time the service reads codes at; codes computed as the user's app would
-    compute them then (``steps`` time steps of 30 s away)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 2, 12, 0, 5, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def code(self, secret: str, steps: int = 0) -> str:
-        return pyotp.TOTP(secret).at(self.now + timedelta(seconds=30 * steps))
-
-    def tick(self, steps: int = 1) -> None:
-        self.now += timedelta(seconds=30 * steps)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(mfa, "utcnow", clock)
-    return clock
 
 
 def enrol(client: TestClient, token: str, clock: Clock) -> tuple[str, list[str]]:

@@ -9,18 +9,18 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-{{ imports(config="settings", main="create_app", mfa="as mfa", mfa_login="as mfa_login", page_views="CONTENT_SECURITY_POLICY") }}
+{{ imports(config="settings", main="create_app", mfa_login="as mfa_login", page_views="CONTENT_SECURITY_POLICY") }}
 
 from .conftest import (
     ORIGIN,
     PASSWORD,
+    Clock,
     add_user,
     logged,
     sign_in,
     start_login,
     token_part,
 )
-from .test_mfa import Clock
 
 PAGES = [
     "/account/sign-in",
@@ -312,14 +312,6 @@ def test_pages_can_be_turned_off_for_an_api_only_service(
     assert api_only.get("/account/sign-in").status_code == 404
     assert api_only.get("/account/static/style.css").status_code == 404
     assert api_only.post("/session", json={}).status_code == 422  # still there
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The time the service reads codes at, in the test's hands."""
-    clock = Clock()
-    monkeypatch.setattr(mfa, "utcnow", clock)
-    return clock
 
 
 def set_up_app(client: TestClient, token: str, clock: Clock) -> tuple[str, list[str]]:
