@@ -189,7 +189,8 @@ def migrate() -> list[str]:
         command.upgrade(config, "head")
     script = ScriptDirectory.from_config(config)
     pending = script.iterate_revisions("heads", current or "base")
-    return [f"{s.revision}: {s.doc}" for s in reversed(list(pending))]
+    # A title that wraps in its docstring is said on one line.
+    return [f"{s.revision}: {' '.join(s.doc.split())}" for s in reversed(list(pending))]
 
 
 def schema_is_current() -> bool:

@@ -1,5 +1,6 @@
-"""Create the second factors' tables (authenticator apps, recovery codes, sign-ins
-waiting for a code) and add to logins how the user signed in.
+"""Create the second factors' tables; add to logins how the user signed in.
+
+The tables: authenticator apps, recovery codes, and sign-ins waiting for a code.
 
 Revision ID: 0007
 Revises: 0006
