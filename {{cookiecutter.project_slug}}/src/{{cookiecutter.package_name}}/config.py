@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: This service's name (the default token audience) and database name.
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"
+#: Its name for people: the API docs' title, the pages', authenticator apps'.
+SERVICE_TITLE = {{ cookiecutter.project_name | py_string }}
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 
 #: A key at least as long as the algorithm's hash (RFC 7518, section 3.2); 32

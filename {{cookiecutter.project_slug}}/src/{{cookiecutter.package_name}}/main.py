@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-{{ imports(auth_router="router as auth_router", auth_service="purge", config="settings", email_links="deliver_mails", mfa_router="router as mfa_router", pages="add_pages", sessions_router="router as sessions_router", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
+{{ imports(auth_router="router as auth_router", auth_service="purge", config="SERVICE_TITLE, settings", email_links="deliver_mails", mfa_router="router as mfa_router", pages="add_pages", sessions_router="router as sessions_router", database="SchemaOutdatedError, SessionLocal, engine, migrate, ping, readers, run_query, schema_is_current", errors="COMMON_RESPONSES, DATABASE_RETRY_AFTER, add_error_handlers", keys="prepare_signing_key", middleware="RequestMiddleware, configure_logging, describe, log_event", user_service="create_first_superuser", users_router="router as users_router") }}
 
 #: Seconds between two looks for mails to send again.
 MAIL_INTERVAL = 10
@@ -75,7 +75,7 @@ def create_app() -> FastAPI:
     # /docs and /redoc load Swagger UI and ReDoc from this service, not from a CDN:
     # no third-party script on the page where users type a password.
     app = FastAPIOffline(
-        title={{ cookiecutter.project_name | py_string }},
+        title=SERVICE_TITLE,
         lifespan=lifespan,
         # Operation ids are the routes' names (register, read_current_user...):
         # what clients generated from /openapi.json call their methods.

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-{{ imports(config="derived_key", database="utcnow", middleware="log_event", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
+{{ imports(config="SERVICE_TITLE, derived_key", database="utcnow", middleware="log_event", mfa_models="RecoveryCode, TotpFactor", user_models="User") }}
 
 #: Codes of the step before and after the current one are accepted too (RFC
 #: 6238 section 5.2: clocks drift, and typing a code takes time).
@@ -39,7 +39,6 @@ RECOVERY_CODE_LENGTH = 12
 SECRET_PURPOSE = b"second factor secrets at rest"
 RECOVERY_PURPOSE = b"recovery code digests"
 NONCE_BYTES = 12
-ISSUER = {{cookiecutter.project_name | py_string}}
 
 
 class FactorAlreadyOnError(Exception):
@@ -71,11 +70,7 @@ class FactorState:
 
 def factor_state(session: Session, user_id: int) -> FactorState:
     """Whether the user's authenticator app is on, and their unused recovery codes."""
-    enabled = session.scalar(
-        select(func.count())
-        .select_from(TotpFactor)
-        .where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
-    )
+    enabled = session.scalar(select(second_factor_on(user_id)))
     left = session.scalar(
         select(func.count())
         .select_from(RecoveryCode)
@@ -109,7 +104,7 @@ def start_enrolment(session: Session, user_id: int) -> Enrolment:
     factor.created_at = utcnow()
     factor.last_step = None
     session.flush()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=SERVICE_TITLE)
     return Enrolment(secret, uri, qr_svg(uri))
 
 

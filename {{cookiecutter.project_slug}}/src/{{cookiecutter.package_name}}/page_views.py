@@ -13,11 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-{{ imports(auth_router="RESET_ASKED, VERIFICATION_ASKED", config="settings", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
+{{ imports(auth_router="RESET_ASKED, VERIFICATION_ASKED", config="SERVICE_TITLE, settings", dependencies="CookieLogin, cookie_caller", errors="answer_to", sessions="CSRF_FIELD, CsrfError, check_csrf, check_origin") }}
 
 #: The pages' templates and static files.
 ASSETS = Path(str(files(__name__.partition(".")[0]) / "web"))
-TITLE = {{cookiecutter.project_name | py_string}}
 #: Every page: nothing from another site, no inline script or style, no framing,
 #: forms posted to this service only.
 CONTENT_SECURITY_POLICY = (
@@ -59,7 +58,7 @@ def page(
         request,
         template,
         {
-            "service": TITLE,
+            "service": SERVICE_TITLE,
             "notice": NOTICES.get(request.query_params.get("done", "")),
             # Which mailed links the service sends: the pages offer only those.
             "reset": bool(settings.password_reset_url),

@@ -20,7 +20,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-{{ imports(auth_schemas="LoginRequest, MfaLogin, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="MfaRequiredError, change_password", database="SessionLocal, in_transaction", dependencies="CookieLogin, NotSuperuserError, SuperuserNeedsSecondFactorError, clear_session_cookie, client_address, get_current_superuser, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", mfa="factor_state", mfa_login="SecondFactor, step_up", mfa_router="begin_enrolment, disable_authenticator, enable_authenticator, replace_recovery_codes", mfa_schemas="OtpProof, PasswordProof, RecoveryCodesRequest, TotpRemoval", page_views="ASSETS, NOTICES, Action, Form, from_this_site, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in, sign_in_with_code", sessions_router="end_other_logins", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, register_account") }}
+{{ imports(auth_schemas="LoginRequest, MfaLogin, PasswordResetConfirm, PasswordResetRequest, VerificationRequest", auth_service="MfaRequiredError", database="SessionLocal, in_transaction", dependencies="CookieLogin, NotSuperuserError, SuperuserNeedsSecondFactorError, clear_session_cookie, client_address, get_current_superuser, set_session_cookie, user_agent", email_links="confirm_reset, deliver_mails, request_reset, request_verification, verify_email", mfa="factor_state", mfa_login="SecondFactor", mfa_router="begin_enrolment, disable_authenticator, enable_authenticator, replace_recovery_codes", mfa_schemas="OtpProof, PasswordProof, RecoveryCodesRequest, TotpRemoval", page_views="ASSETS, NOTICES, Action, Form, from_this_site, page, redirect, sent_by_the_account_page, signed_in, submit", sessions="csrf_token, end_login, list_logins, sign_in, sign_in_with_code", sessions_router="end_other_logins", user_schemas="PasswordChange, UserCreate, UserUpdateMe", users_router="change_account, change_own_password, register_account") }}
 
 router = APIRouter(prefix="/account", include_in_schema=False)
 
@@ -277,11 +277,7 @@ async def profile_form(request: Request, background: BackgroundTasks) -> Respons
 async def password_form(request: Request, background: BackgroundTasks) -> Response:
     async def action(login: CookieLogin, form: Form) -> Response:
         change = PasswordChange.model_validate(form | {"otp": _code(form)})
-        client = client_address(request)
-        await step_up(login.login, change.otp, client)
-        await change_password(
-            login.user, change.current_password, change.new_password, client
-        )
+        await change_own_password(login.login, change, client_address(request))
         background.add_task(deliver_mails)
         response = redirect("/sign-in", "password-changed")
         clear_session_cookie(response)
@@ -305,11 +301,7 @@ async def end_login_form(request: Request, login_id: str) -> Response:
 @router.post("/sessions/end-others")
 async def end_other_logins_form(request: Request) -> Response:
     async def action(login: CookieLogin, form: Form) -> Response:
-        client = client_address(request)
-        # A code given here proves the second factor for this login, as ending
-        # the others asks.
-        await step_up(login.login, _code(form), client)
-        await end_other_logins(login.login, client)
+        await end_other_logins(login.login, _code(form), client_address(request))
         return redirect("", "others-ended")
 
     return await account_form(request, action)

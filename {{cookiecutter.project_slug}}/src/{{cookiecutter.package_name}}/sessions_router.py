@@ -118,13 +118,14 @@ def end_my_login(
 async def end_my_other_logins(caller: CurrentCaller, request: Request) -> Response:
     """End every login of yours but the one asking. With a second factor on, this
     login must have proved it in the last few minutes (POST /users/me/mfa/verify)."""
-    await end_other_logins(caller, client_address(request))
+    await end_other_logins(caller, None, client_address(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def end_other_logins(caller: Caller, client: str | None) -> None:
-    """End every login of the caller's but theirs, after a recent second factor."""
-    await step_up(caller, None, client)
+async def end_other_logins(caller: Caller, otp: str | None, client: str | None) -> None:
+    """End every login of the caller's but theirs, after a recent second factor
+    (or a current code, ``otp``)."""
+    await step_up(caller, otp, client)
     await in_transaction(
         lambda session: revoke_all_sessions(
             session, caller.user.id, "others_ended_by_user", keep=caller.login_id

@@ -163,11 +163,20 @@ async def change_current_password(
     """Change your password; every login (this one included) ends: log in again.
     Wrong current passwords are throttled like failed logins; with a second factor
     on, a current code is needed too. Your address is told."""
-    client = client_address(request)
-    await step_up(caller, body.otp, client)
-    await change_password(caller.user, body.current_password, body.new_password, client)
+    await change_own_password(caller, body, client_address(request))
     background.add_task(deliver_mails)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def change_own_password(
+    caller: Caller, change: PasswordChange, client: str | None
+) -> None:
+    """The caller's new password, after a recent second factor and the current
+    password (see change_password)."""
+    await step_up(caller, change.otp, client)
+    await change_password(
+        caller.user, change.current_password, change.new_password, client
+    )
 
 
 @router.get("/users/", response_model=list[UserPublic], responses=NOT_SUPERUSER)
